@@ -1,0 +1,63 @@
+"""Every error the API returns has the same JSON body: {error, message, details[{field, message, limit}]}."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.schemas import ErrorBody, ErrorDetail
+
+
+class ApiError(Exception):
+    """An error with a status, a code and (for bad input) the field and limit it concerns."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: Optional[str] = None,
+                 limit: Any = None, headers: Optional[dict[str, str]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = [ErrorDetail(field=field, message=message, limit=limit)] if field else []
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str, details: list[ErrorDetail] = (),
+                   headers: Optional[dict[str, str]] = None) -> JSONResponse:
+    body = ErrorBody(error=code, message=message, details=list(details))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+async def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    details = [ErrorDetail(field=_field_name(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"),
+                           limit=(e.get("ctx") or {}).get("limit_value") or (e.get("ctx") or {}).get("ge"))
+               for e in errors]
+    summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+    return error_response(422, "invalid_request", summary, details)
+
+
+async def _api_error_handler(_request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                          headers=getattr(exc, "headers", None))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)

@@ -1,0 +1,53 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import StateDep
+from core.redis_keys import WORKER_PATTERN
+from store.db import get_engine
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="healthz")
+def healthz() -> dict:
+    """The process is alive (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+def live_workers(state) -> list[dict]:
+    workers = []
+    for key in state.redis.scan_iter(match=WORKER_PATTERN, count=100):
+        raw = state.redis.get(key)
+        if raw:
+            workers.append(json.loads(raw))
+    return workers
+
+
+@router.get("/readyz", operation_id="readyz")
+def readyz(state: StateDep):
+    """Ready when the database and Redis answer and at least one worker has its model loaded."""
+    checks: dict = {}
+    try:
+        with get_engine(state.settings.database_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        checks["database"] = f"error: {error}"
+    try:
+        state.redis.ping()
+        checks["redis"] = "ok"
+        workers = [w for w in live_workers(state) if w.get("ready")]
+        checks["workers"] = len(workers)
+        checks["models"] = sorted({w["model"] for w in workers})
+    except Exception as error:  # noqa: BLE001
+        checks["redis"] = f"error: {error}"
+        checks["workers"] = 0
+    ready = checks["database"] == "ok" and checks["redis"] == "ok" and checks["workers"] > 0
+    return JSONResponse({"status": "ready" if ready else "not_ready", **checks}, status_code=200 if ready else 503)

@@ -1,0 +1,72 @@
+"""Asynchronous jobs: submit many queries at once, poll, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import redis
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+
+from api.deps import StateDep
+from api.errors import ApiError
+from api.limits import check_model, check_requests
+from api.submit import submit
+from core.redis_keys import cancelled_key, done_key
+from core.schemas import JobAccepted, JobCreate, JobView
+from store.db import session_scope
+from store.jobs import cancel_job, get_job, job_view
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=202, response_model=JobAccepted, operation_id="create_job",
+             responses={422: {"description": "Invalid request or a limit exceeded."},
+                        429: {"description": "Overloaded; see Retry-After."}})
+def create(body: JobCreate, state: StateDep,
+           idempotency_key: Annotated[Optional[str], Header(max_length=200)] = None):
+    """Queue a job of one or more rerank requests; poll GET /v1/jobs/{id} for results."""
+    settings = state.settings
+    check_requests(body.requests, settings)
+    models = {r.model or settings.served_model for r in body.requests}
+    for index, request in enumerate(body.requests):
+        check_model(request, [settings.served_model], prefix=f"requests.{index}.")
+    if len(models) > 1:
+        raise ApiError(422, "mixed_models", "requests: all requests of one job must use the same model",
+                       field="requests")
+    job_id, status, created = submit(state, body.requests, kind="async", idempotency_key=idempotency_key,
+                                     callback_url=body.callback_url)
+    accepted = JobAccepted(id=job_id, status=status)
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202 if created else 200,
+                        headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+@router.get("/{job_id}", response_model=JobView, operation_id="get_job",
+            responses={404: {"description": "No such job."}})
+def read(job_id: str, state: StateDep):
+    """Status, progress and (when succeeded) one ranked result set per request."""
+    with session_scope(state.settings.database_url) as session:
+        job = get_job(session, job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+        return job_view(session, job)
+
+
+@router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
+               responses={404: {"description": "No such job."}, 409: {"description": "Already finished."}})
+def cancel(job_id: str, state: StateDep):
+    """Cancel a job that has not finished; chunks already running stop at their next check."""
+    with session_scope(state.settings.database_url) as session:
+        job = get_job(session, job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+        if not cancel_job(session, job_id):
+            raise ApiError(409, "already_finished", f"job {job_id} has already finished ({job.status})")
+    try:
+        state.redis.set(cancelled_key(job_id), "1", ex=86400)
+        state.redis.rpush(done_key(job_id), "cancelled")
+        state.redis.expire(done_key(job_id), 300)
+    except redis.RedisError:
+        pass  # workers also see the cancelled status in the store when they claim
+    with session_scope(state.settings.database_url) as session:
+        return job_view(session, get_job(session, job_id))

@@ -1,0 +1,82 @@
+"""`rerankq up`: the whole service on one machine — Redis, migrated SQLite, one worker, the API.
+
+Each part is a child process; Ctrl-C (or SIGTERM) stops the API first, then the worker
+(warm shutdown returns what it holds to the queue), then Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from core.redis_server import start_redis
+from core.settings import Settings
+from store.migrate import upgrade
+
+
+def _child(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "rerankq", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_local_stack(settings: Settings) -> int:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    redis_port = urlparse(settings.redis_url).port or 6379
+    print(f"rerankq: starting redis on 127.0.0.1:{redis_port} (AOF in {data_dir / 'redis'})", flush=True)
+    redis = start_redis(data_dir / "redis", redis_port, log_path=data_dir / "redis.log")
+    children: list[subprocess.Popen] = [redis]
+    try:
+        print(f"rerankq: migrating {settings.database_url}", flush=True)
+        upgrade(settings.database_url)
+        env = {**os.environ, "RERANKQ_DATA_DIR": str(data_dir), "RERANKQ_DATABASE_URL": settings.database_url,
+               "RERANKQ_REDIS_URL": settings.redis_url, "RERANKQ_MODEL": settings.model,
+               "RERANKQ_HOST": settings.host, "RERANKQ_PORT": str(settings.port)}
+        worker = _child(["worker"], env, data_dir / "worker.log")
+        api = _child(["api"], env, data_dir / "api.log")
+        children += [worker, api]
+        print(f"rerankq: worker loading {settings.model} (log: {data_dir / 'worker.log'})", flush=True)
+        print(f"rerankq: API on http://{settings.host}:{settings.port}  (docs: /docs, ready: /readyz; "
+              f"log: {data_dir / 'api.log'}); Ctrl-C stops everything", flush=True)
+        return _supervise(worker, api)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("rerankq: stopping", flush=True)
+        for process in reversed(children):
+            _stop(process)
+
+
+def _supervise(worker: subprocess.Popen, api: subprocess.Popen) -> int:
+    """Wait until Ctrl-C or until a part dies (then say which and where its log is)."""
+    stop = {"now": False}
+
+    def _on_term(*_args) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _on_term)
+    while not stop["now"]:
+        for name, process in (("worker", worker), ("api", api)):
+            if process.poll() is not None:
+                print(f"rerankq: the {name} exited with code {process.returncode}; see {name}.log in the data dir",
+                      file=sys.stderr, flush=True)
+                return process.returncode or 1
+        time.sleep(0.5)
+    return 0

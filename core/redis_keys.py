@@ -1,0 +1,21 @@
+"""Names of the Redis keys the API and the workers share besides the Celery queues."""
+
+from __future__ import annotations
+
+PREFIX = "rerankq"
+WORKER_PATTERN = f"{PREFIX}:worker:*"
+
+
+def worker_key(hostname: str) -> str:
+    """Heartbeat of one worker process: JSON with its model, written only after warm-up."""
+    return f"{PREFIX}:worker:{hostname}"
+
+
+def done_key(job_id: str) -> str:
+    """A list the finishing worker pushes to, so a waiting API request wakes at once (BLPOP)."""
+    return f"{PREFIX}:done:{job_id}"
+
+
+def cancelled_key(job_id: str) -> str:
+    """Set by DELETE /v1/jobs/{id} so running chunks of a cancelled job stop early."""
+    return f"{PREFIX}:cancelled:{job_id}"

@@ -1,0 +1,98 @@
+"""Every knob of the service, read from `RERANKQ_*` environment variables (or `.env`).
+
+One class for API, workers and CLI so that the broker options (visibility timeout above all)
+are the same in every process that talks to Redis.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RERANKQ_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Local state for `rerankq up`: SQLite file, Redis AOF, logs.")
+    database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file under data_dir.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis used as Celery broker and for heartbeats.")
+    host: str = Field("127.0.0.1", description="API bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="API port.")
+
+    # --- model -------------------------------------------------------------------------
+    model: str = Field(DEFAULT_MODEL, description="Hub id or local directory of the reranker the worker loads.")
+    model_name: str = Field("", description="Name clients use in the `model` field. Empty: same as `model`.")
+    model_revision: str = Field("", description="Hub revision to load (branch, tag or commit). Empty: default branch.")
+    model_backend: Literal["auto", "qwen3", "seq-cls"] = Field(
+        "auto", description="Scoring backend. auto: chosen from the model's config.json."
+    )
+    device: str = Field("auto", description="auto (cuda if present, else cpu), cpu, cuda, cuda:N.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 (or float16) on CUDA, float32 on CPU."
+    )
+    max_length: int = Field(8192, ge=16, description="Token budget per (query, document) pair, prompt included.")
+    seq_cls_activation: Literal["sigmoid", "identity"] = Field(
+        "sigmoid", description="seq-cls backend: sigmoid of the single logit, or the raw logit."
+    )
+
+    # --- worker and batcher ------------------------------------------------------------
+    worker_concurrency: int = Field(16, ge=1, description="Celery threads per worker: chunks that can share a batch.")
+    max_batch_tokens: int = Field(16384, ge=16, description="Padded tokens per forward pass (pairs x longest).")
+    max_batch_pairs: int = Field(64, ge=1, description="Pairs per forward pass.")
+    max_batch_wait_ms: float = Field(5.0, ge=0, description="Longest wait for more pairs when the batcher is idle.")
+    chunk_pairs: int = Field(256, ge=1, description="Pairs per queue message (job chunk).")
+    interactive_max_pairs: int = Field(
+        1000, ge=1, description="Jobs with at most this many pairs go to the interactive queue."
+    )
+    chunk_deadline_s: float = Field(90.0, gt=0, description="Longest a chunk may take from claim to scores.")
+    step_timeout_s: float = Field(120.0, gt=0, description="A forward pass longer than this kills the worker.")
+    max_attempts: int = Field(3, ge=1, description="Deliveries of one chunk before its job is marked failed.")
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="Worker heartbeat period (readiness uses 3x).")
+    visibility_timeout_s: int = Field(300, ge=1, description="Redis redelivery of unacked messages (>= 3x deadline).")
+    unacked_restore_interval_s: float = Field(10.0, gt=0, description="How often workers look for expired messages.")
+    sweep_interval_s: float = Field(15.0, gt=0, description="How often a worker re-publishes never-published jobs.")
+    publish_grace_s: float = Field(30.0, ge=0, description="Age after which an unpublished job is re-published.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Worker /metrics port (0: none).")
+
+    # --- API ---------------------------------------------------------------------------
+    sync_timeout_s: float = Field(30.0, gt=0, description="POST /v1/rerank waits this long, then answers 202.")
+    max_documents: int = Field(1000, ge=1, description="Documents per request.")
+    max_requests_per_job: int = Field(100, ge=1, description="Requests (queries) per job.")
+    max_document_chars: int = Field(100_000, ge=1, description="Characters per document.")
+    max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")
+    max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
+    max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
+
+    # --- low-confidence rules ----------------------------------------------------------
+    low_top_score: float = Field(0.5, description="Flag when the best score is below this.")
+    low_margin: float = Field(0.05, ge=0, description="Flag when best minus second best is below this.")
+    flat_spread: float = Field(0.05, ge=0, description="Flag when max-min is below this ...")
+    flat_max: float = Field(0.7, description="... and max is below this.")
+    sample_rate: float = Field(0.0, ge=0, le=1, description="Random share of confident results flagged for calibration.")
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'rerankq.db').resolve()}"
+        if not self.model_name:
+            self.model_name = self.model
+        return self
+
+    @property
+    def served_model(self) -> str:
+        """The name this deployment's workers serve and clients may ask for."""
+        return self.model_name
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

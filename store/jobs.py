@@ -1,0 +1,193 @@
+"""The API's side of the store: create jobs, read them back, cancel them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.schemas import (
+    DocumentObject,
+    JobStatus,
+    JobView,
+    Progress,
+    RerankMeta,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+)
+from store.tables import Job, JobChunk, JobRequest, Score, utcnow
+
+ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    chunk_idx: int
+    request_idx: int
+    doc_start: int
+    doc_end: int
+
+
+def plan_chunks(requests: Sequence[RerankRequest], chunk_pairs: int) -> list[ChunkPlan]:
+    """Split each request's documents into ranges of at most `chunk_pairs` pairs."""
+    plans: list[ChunkPlan] = []
+    for request_idx, request in enumerate(requests):
+        n_docs = len(request.documents)
+        for start in range(0, n_docs, chunk_pairs):
+            plans.append(ChunkPlan(len(plans), request_idx, start, min(start + chunk_pairs, n_docs)))
+    return plans
+
+
+def create_job(
+    session: Session,
+    *,
+    job_id: str,
+    requests: Sequence[RerankRequest],
+    model: str,
+    queue: str,
+    chunk_pairs: int,
+    kind: str = "async",
+    owner: Optional[str] = None,
+    idempotency_key: Optional[str] = None,
+    callback_url: Optional[str] = None,
+) -> tuple[Job, list[ChunkPlan]]:
+    """Write the job, its requests and chunk rows in one transaction (committed by the caller)."""
+    plans = plan_chunks(requests, chunk_pairs)
+    job = Job(
+        id=job_id,
+        status=JobStatus.queued.value,
+        model=model,
+        queue=queue,
+        kind=kind,
+        n_requests=len(requests),
+        n_chunks=len(plans),
+        n_pairs=sum(len(r.documents) for r in requests),
+        owner=owner,
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
+    )
+    session.add(job)
+    session.flush()
+    session.add_all(
+        JobRequest(
+            job_id=job_id,
+            request_idx=i,
+            query=r.query,
+            instruction=r.instruction,
+            documents=r.document_texts(),
+            top_n=r.top_n,
+            return_documents=r.return_documents,
+            max_tokens_per_doc=r.max_tokens_per_doc,
+        )
+        for i, r in enumerate(requests)
+    )
+    session.add_all(
+        JobChunk(job_id=job_id, chunk_idx=p.chunk_idx, request_idx=p.request_idx, doc_start=p.doc_start, doc_end=p.doc_end)
+        for p in plans
+    )
+    session.flush()
+    return job, plans
+
+
+def find_by_idempotency_key(session: Session, owner: Optional[str], key: str) -> Optional[Job]:
+    query = select(Job).where(Job.idempotency_key == key)
+    query = query.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
+    return session.scalars(query).first()
+
+
+def is_duplicate_key_error(error: IntegrityError) -> bool:
+    return "idempotency" in str(error.orig).lower() or "uq_jobs_owner" in str(error.orig).lower()
+
+
+def mark_published(session: Session, job_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id, Job.published_at.is_(None)).values(published_at=utcnow()))
+
+
+def chunk_plans(session: Session, job_id: str) -> list[ChunkPlan]:
+    rows = session.scalars(
+        select(JobChunk).where(JobChunk.job_id == job_id, JobChunk.status == "pending").order_by(JobChunk.chunk_idx)
+    )
+    return [ChunkPlan(c.chunk_idx, c.request_idx, c.doc_start, c.doc_end) for c in rows]
+
+
+def get_job(session: Session, job_id: str, owner: Optional[str] = None) -> Optional[Job]:
+    """The job, or None when it does not exist or belongs to another owner."""
+    job = session.get(Job, job_id)
+    if job is None or (owner is not None and job.owner != owner):
+        return None
+    return job
+
+
+def cancel_job(session: Session, job_id: str) -> bool:
+    """Cancel a job that has not finished; False when it already had."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE))
+        .values(status=JobStatus.cancelled.value, finished_at=utcnow(), error="cancelled by the client")
+    )
+    return result.rowcount == 1
+
+
+def job_view(session: Session, job: Job) -> JobView:
+    status = JobStatus(job.status)
+    done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
+    results = request_results(session, job) if status is JobStatus.succeeded else None
+    return JobView(
+        id=job.id,
+        status=status,
+        progress=Progress(done=done, total=job.n_pairs),
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        results=results,
+        error=job.error if status in (JobStatus.failed, JobStatus.cancelled) else None,
+    )
+
+
+def request_results(session: Session, job: Job) -> list[RerankResponse]:
+    """One Cohere-shaped response per request, best score first."""
+    requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id).order_by(JobRequest.request_idx))
+    scores: dict[int, list[Score]] = {}
+    for score in session.scalars(select(Score).where(Score.job_id == job.id)):
+        scores.setdefault(score.request_idx, []).append(score)
+    return [_response(job, request, scores.get(request.request_idx, [])) for request in requests]
+
+
+def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankResponse:
+    ranked = sorted(scores, key=lambda s: (-s.score, s.doc_index))
+    if request.top_n is not None:
+        ranked = ranked[: request.top_n]
+    results = [
+        RerankResult(
+            index=s.doc_index,
+            relevance_score=s.score,
+            document=DocumentObject(text=request.documents[s.doc_index]) if request.return_documents else None,
+        )
+        for s in ranked
+    ]
+    first = scores[0] if scores else None
+    meta = RerankMeta(
+        model=first.model if first else job.model,
+        model_revision=first.model_revision if first else "",
+        score_type=first.score_type if first else "",
+        instruction=first.instruction if first else request.instruction,
+        degraded=any(s.degraded for s in scores),
+        billed_units={"search_units": 1, "documents": len(request.documents)},
+    )
+    suffix = f":{request.request_idx}" if job.n_requests > 1 else ""
+    return RerankResponse(id=f"{job.id}{suffix}", results=results, meta=meta)
+
+
+def unpublished_jobs(session: Session, older_than: datetime, limit: int = 100) -> list[Job]:
+    """Jobs accepted but never handed to the broker (API died or publish failed)."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.queued.value, Job.published_at.is_(None), Job.created_at < older_than)
+            .limit(limit)
+        )
+    )

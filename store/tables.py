@@ -1,0 +1,151 @@
+"""SQL tables: jobs, their requests and chunks, scores, and low-confidence cases.
+
+Idempotency lives in the unique keys: a chunk is (job_id, chunk_idx), a score is
+(job_id, request_idx, doc_index), a case is (job_id, request_idx). A redelivered
+message can therefore never write a second copy of anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="async")  # "sync" (POST /v1/rerank) or "async"
+    n_requests: Mapped[int] = mapped_column(Integer)
+    n_chunks: Mapped[int] = mapped_column(Integer)
+    n_pairs: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[Optional[str]] = mapped_column(String(64), index=True, nullable=True)
+    idempotency_key: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    published_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    started_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),)
+
+
+class JobRequest(Base):
+    """One query with its documents, exactly as submitted (texts live here, not in Redis)."""
+
+    __tablename__ = "job_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    request_idx: Mapped[int] = mapped_column(Integer)
+    query: Mapped[str] = mapped_column(Text)
+    instruction: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    documents: Mapped[list[Any]] = mapped_column(JSON)
+    top_n: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    return_documents: Mapped[bool] = mapped_column(default=False)
+    max_tokens_per_doc: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_job_requests_job_request"),)
+
+
+class JobChunk(Base):
+    """One queue message's worth of work: documents [doc_start, doc_end) of one request."""
+
+    __tablename__ = "job_chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    chunk_idx: Mapped[int] = mapped_column(Integer)
+    request_idx: Mapped[int] = mapped_column(Integer)
+    doc_start: Mapped[int] = mapped_column(Integer)
+    doc_end: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+    __table_args__ = (UniqueConstraint("job_id", "chunk_idx", name="uq_job_chunks_job_chunk"),)
+
+
+class Score(Base):
+    """One document's score, with everything needed to say which model produced it and how."""
+
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    request_idx: Mapped[int] = mapped_column(Integer)
+    doc_index: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(200))
+    model_revision: Mapped[str] = mapped_column(String(200))
+    score_type: Mapped[str] = mapped_column(String(200))
+    instruction: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    degraded: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "request_idx", "doc_index", name="uq_scores_job_request_doc"),
+    )
+
+
+class LowConfidenceCase(Base):
+    """A scored request a person should look at, with a snapshot of what the model saw."""
+
+    __tablename__ = "low_confidence_cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    request_idx: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(40), index=True)  # the first reason, for filtering
+    query: Mapped[str] = mapped_column(Text)
+    instruction: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    documents: Mapped[list[Any]] = mapped_column(JSON)
+    scores: Mapped[list[Any]] = mapped_column(JSON)
+    top_score: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    model_revision: Mapped[str] = mapped_column(String(200))
+    score_type: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | reviewed | dismissed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_cases_job_request"),)
+
+
+Index("ix_job_requests_job", JobRequest.job_id)
+Index("ix_job_chunks_job_status", JobChunk.job_id, JobChunk.status)
+Index("ix_scores_job_request", Score.job_id, Score.request_idx)

@@ -1,0 +1,50 @@
+"""The worker's liveness signal: a Redis key with a TTL, refreshed while the batcher is alive."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+import redis
+
+from core.redis_keys import worker_key
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    def __init__(self, client: redis.Redis, hostname: str, interval_s: float, payload: Callable[[], dict]) -> None:
+        self._client = client
+        self._key = worker_key(hostname)
+        self._interval_s = interval_s
+        self._payload = payload
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rerankq-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self._client.delete(self._key)
+        except redis.RedisError:
+            pass
+
+    def beat(self) -> None:
+        body = {**self._payload(), "pid": os.getpid(), "ts": time.time()}
+        ttl_ms = int(self._interval_s * 3000)
+        self._client.set(self._key, json.dumps(body), px=max(ttl_ms, 1000))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.beat()
+            except redis.RedisError as error:
+                log.warning("heartbeat failed: %s", error)

@@ -1,0 +1,145 @@
+"""What one worker process holds for its whole life: the model, the batcher, the heartbeat,
+the sweeper. Built once in Celery's `worker_init`, before the consumer takes any message."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Optional
+
+import redis
+from celery import Celery
+
+from core.settings import Settings
+from models.base import ScoringBackend
+from store.db import session_scope
+from store.jobs import chunk_plans, mark_published, unpublished_jobs
+from store.tables import utcnow
+from workers.batcher import Batcher, BatchStats
+from workers.confidence import ConfidenceRules
+from workers.heartbeat import Heartbeat
+from workers.queue import publish_chunks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    app: Celery
+    backend: ScoringBackend
+    batcher: Batcher
+    redis: redis.Redis
+    rules: ConfidenceRules
+    hostname: str
+    started_at: float = field(default_factory=time.time)
+    heartbeat: Optional[Heartbeat] = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def status(self) -> dict:
+        info = self.backend.info
+        totals = self.batcher.totals
+        return {
+            "hostname": self.hostname,
+            "model": self.settings.served_model,
+            "model_revision": info.revision,
+            "backend": info.backend,
+            "score_type": info.score_type,
+            "device": info.device,
+            "dtype": info.dtype,
+            "ready": True,
+            "batches": totals.batches,
+            "pairs": totals.pairs,
+            "real_tokens": totals.real_tokens,
+            "padded_tokens": totals.padded_tokens,
+            "started_at": self.started_at,
+        }
+
+    def start(self) -> None:
+        self.batcher.start()
+        self.heartbeat = Heartbeat(self.redis, self.hostname, self.settings.heartbeat_interval_s, self.status)
+        self.heartbeat.start()
+        threading.Thread(target=self._sweep_loop, name="rerankq-sweeper", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        self.batcher.stop()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_s):
+            try:
+                self.sweep_unpublished()
+            except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad minute
+                log.warning("sweep failed: %s", error)
+
+    def sweep_unpublished(self) -> int:
+        """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
+        with session_scope(self.settings.database_url) as session:
+            jobs = [(j.id, j.queue) for j in unpublished_jobs(session, cutoff)]
+        for job_id, queue in jobs:
+            with session_scope(self.settings.database_url) as session:
+                plans = chunk_plans(session, job_id)
+            publish_chunks(self.app, job_id, [p.chunk_idx for p in plans], queue)
+            with session_scope(self.settings.database_url) as session:
+                mark_published(session, job_id)
+            log.warning("re-published job %s (%d chunks) that was never published", job_id, len(plans))
+        return len(jobs)
+
+
+_runtime: Optional[WorkerRuntime] = None
+
+
+def get_runtime() -> WorkerRuntime:
+    if _runtime is None:
+        raise RuntimeError("worker runtime not initialised: the model loads in worker_init")
+    return _runtime
+
+
+def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Optional[str] = None) -> WorkerRuntime:
+    """Load and warm the model, then start the batcher and heartbeat (readiness means warm)."""
+    global _runtime
+    from models.loading import load_backend
+
+    started = time.monotonic()
+    backend = load_backend(settings)
+    backend.score([_warmup_pair()])
+    log.info("model %s loaded and warmed in %.1fs on %s/%s", settings.model, time.monotonic() - started,
+             backend.info.device, backend.info.dtype)
+    batcher = Batcher(
+        backend.score_encoded,
+        max_tokens=settings.max_batch_tokens,
+        max_pairs=settings.max_batch_pairs,
+        max_wait_s=settings.max_batch_wait_ms / 1000.0,
+        step_timeout_s=settings.step_timeout_s,
+        on_batch=on_batch,
+    )
+    runtime = WorkerRuntime(
+        settings=settings,
+        app=app,
+        backend=backend,
+        batcher=batcher,
+        redis=redis.Redis.from_url(settings.redis_url),
+        rules=ConfidenceRules.from_settings(settings),
+        hostname=hostname or f"{socket.gethostname()}-{__import__('os').getpid()}",
+    )
+    runtime.start()
+    _runtime = runtime
+    return runtime
+
+
+def _warmup_pair():
+    from models.base import Pair
+
+    return Pair(query="warm-up", document="warm-up document")
+
+
+def log_batch(stats: BatchStats) -> None:
+    log.debug("batch pairs=%d groups=%d tokens=%d/%d wait=%.1fms infer=%.1fms", stats.pairs, stats.groups,
+              stats.real_tokens, stats.padded_tokens, stats.queue_wait_s * 1e3, stats.inference_s * 1e3)

@@ -1,0 +1,181 @@
+"""The one Celery task: score a job chunk through the shared batcher and store it exactly once.
+
+The task body only moves data: claim (store) -> encode (model tokenizer, this thread) ->
+batcher (model thread) -> save (store). Failures that may pass (deadline, model error,
+database down) re-publish the chunk with a short countdown; the attempt counter in the
+store bounds how often.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Callable, TypeVar
+
+from celery import Celery, Task
+from sqlalchemy.exc import OperationalError
+
+from core.redis_keys import cancelled_key, done_key
+from models.base import Pair
+from store.db import session_scope
+from store.tables import Job
+from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
+from workers.queue import INTERACTIVE, TASK_SCORE_CHUNK
+from workers.runtime import WorkerRuntime, get_runtime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DB_RETRY_S = 60.0
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class ChunkDeadline(Exception):
+    """The chunk did not get its scores within RERANKQ_CHUNK_DEADLINE_S."""
+
+
+class JobCancelled(Exception):
+    pass
+
+
+def register(app: Celery) -> Task:
+    @app.task(name=TASK_SCORE_CHUNK, bind=True, acks_late=True, max_retries=None)
+    def score_chunk(self: Task, job_id: str, chunk_idx: int) -> None:
+        runtime = get_runtime()
+        lane = (self.request.delivery_info or {}).get("routing_key", "")
+        try:
+            run_chunk(runtime, job_id, chunk_idx, priority=0 if lane.endswith(INTERACTIVE) else 1)
+        except RetryChunk as retry:
+            raise self.retry(countdown=retry.countdown, exc=retry.cause)
+
+    return score_chunk
+
+
+class RetryChunk(Exception):
+    def __init__(self, cause: Exception, countdown: float = 1.0) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.countdown = countdown
+
+
+def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int = 1) -> None:
+    settings = runtime.settings
+    url = settings.database_url
+    try:
+        work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts))
+    except OperationalError as error:
+        raise RetryChunk(error, countdown=5.0) from error
+    if work is None:
+        notify_if_finished(runtime, job_id)
+        return
+    try:
+        scores = score_work(runtime, work, priority)
+    except JobCancelled:
+        log.info("job %s cancelled; chunk %d dropped", job_id, chunk_idx)
+        return
+    except (ChunkDeadline, Exception) as error:  # noqa: BLE001 - every model failure is bounded below
+        _handle_failure(runtime, work, error)
+        return
+    meta = ScoreMeta(
+        model=work.model,
+        model_revision=runtime.backend.info.revision,
+        score_type=runtime.backend.info.score_type,
+        instruction=work.instruction if work.instruction is not None else runtime.backend.default_instruction(),
+    )
+    try:
+        finished = with_db_retry(lambda: _save(url, work, scores, meta, runtime))
+    except OperationalError as error:
+        raise RetryChunk(error, countdown=5.0) from error
+    if finished:
+        notify(runtime, job_id)
+
+
+def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int):
+    with session_scope(url) as session:
+        return claim_chunk(session, job_id, chunk_idx, max_attempts)
+
+
+def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime) -> bool:
+    with session_scope(url) as session:
+        return save_scores(session, work, scores, meta, runtime.rules.reasons)
+
+
+def score_work(runtime: WorkerRuntime, work: ChunkWork, priority: int) -> list[float]:
+    """Tokenize here, score in the batcher thread, wait no longer than the chunk deadline."""
+    pairs = [Pair(work.query, doc, work.instruction, work.max_tokens_per_doc) for doc in work.documents]
+    encoded = runtime.backend.encode(pairs)
+    future = runtime.batcher.submit(encoded, priority=priority)
+    return wait_for(future, runtime, work.job_id, runtime.settings.chunk_deadline_s)
+
+
+def wait_for(future: Future, runtime: WorkerRuntime, job_id: str, deadline_s: float) -> list[float]:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            future.cancel()
+            raise ChunkDeadline(f"no scores within {deadline_s:.0f}s (RERANKQ_CHUNK_DEADLINE_S)")
+        try:
+            return future.result(timeout=min(1.0, remaining))
+        except FutureTimeout:
+            if runtime.redis.exists(cancelled_key(job_id)):
+                future.cancel()
+                raise JobCancelled(job_id)
+        except CancelledError as error:
+            raise JobCancelled(job_id) from error
+
+
+def _handle_failure(runtime: WorkerRuntime, work: ChunkWork, error: Exception) -> None:
+    message = f"{type(error).__name__}: {error}"
+    url = runtime.settings.database_url
+    if work.attempt < runtime.settings.max_attempts:
+        log.warning("chunk %s:%d attempt %d failed (%s); retrying", work.job_id, work.chunk_idx, work.attempt, message)
+        with_db_retry(lambda: _record(url, work, message))
+        raise RetryChunk(error, countdown=1.0)
+    log.error("chunk %s:%d failed after %d attempts: %s", work.job_id, work.chunk_idx, work.attempt, message)
+    with_db_retry(lambda: _fail(url, work, message))
+    notify(runtime, work.job_id)
+
+
+def _record(url: str, work: ChunkWork, message: str) -> None:
+    with session_scope(url) as session:
+        record_error(session, work.job_id, work.chunk_idx, message)
+
+
+def _fail(url: str, work: ChunkWork, message: str) -> None:
+    with session_scope(url) as session:
+        fail_job(session, work.job_id, work.chunk_idx,
+                 f"chunk {work.chunk_idx} failed after {work.attempt} attempts: {message}")
+
+
+def with_db_retry(action: Callable[[], T], budget_s: float = DB_RETRY_S) -> T:
+    """Retry a store operation while the database is unreachable, up to a time budget."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.2
+    while True:
+        try:
+            return action()
+        except OperationalError as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable (%s); retrying in %.1fs", error.orig, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def notify(runtime: WorkerRuntime, job_id: str) -> None:
+    """Wake an API request waiting on this job (POST /v1/rerank)."""
+    key = done_key(job_id)
+    pipe = runtime.redis.pipeline()
+    pipe.rpush(key, "done")
+    pipe.expire(key, 300)
+    pipe.execute()
+
+
+def notify_if_finished(runtime: WorkerRuntime, job_id: str) -> None:
+    with session_scope(runtime.settings.database_url) as session:
+        job = session.get(Job, job_id)
+        status = job.status if job else None
+    if status in FINISHED:
+        notify(runtime, job_id)
