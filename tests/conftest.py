@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny models built locally, and a real stack (redis-server, worker, API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import RedisProcess, Stack
+from tests.support.tiny_models import build_tiny_cross_encoder, build_tiny_qwen3
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(models_dir) -> Path:
+    return Path(build_tiny_qwen3(models_dir / "tiny-qwen3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(models_dir) -> Path:
+    return Path(build_tiny_cross_encoder(models_dir / "tiny-cross-encoder"))
+
+
+def make_stack(root: Path, model_dir: Path, **extra_env: str) -> Stack:
+    root.mkdir(parents=True, exist_ok=True)
+    redis = RedisProcess(root / "redis").start()
+    stack = Stack(root=root, redis=redis, database_url=f"sqlite:///{root / 'rerankq.db'}", model_dir=model_dir,
+                  extra_env=extra_env)
+    stack.migrate()
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, tiny_qwen3) -> Stack:
+    """One shared service: redis-server, one worker on the tiny Qwen3, the API."""
+    stack = make_stack(tmp_path_factory.mktemp("stack"), tiny_qwen3, RERANKQ_SYNC_TIMEOUT_S="60")
+    try:
+        stack.start_worker("shared")
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture()
+def client(stack):
+    with stack.client() as client:
+        yield client

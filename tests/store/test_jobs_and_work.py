@@ -1,0 +1,141 @@
+"""The store's job lifecycle on real databases: exactly-once scores, conditional transitions."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from core.schemas import JobStatus, RerankRequest
+from store.db import session_scope
+from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks, unpublished_jobs
+from store.tables import LowConfidenceCase, Score, utcnow
+from store.work import ScoreMeta, claim_chunk, save_scores
+
+META = ScoreMeta(model="m", model_revision="r1", score_type="p_yes", instruction="inst")
+
+
+def never(_scores):
+    return []
+
+
+def request(n_docs: int, **kwargs) -> RerankRequest:
+    return RerankRequest(query="q", documents=[f"doc {i}" for i in range(n_docs)], **kwargs)
+
+
+def new_job(url: str, requests, chunk_pairs: int = 2, **kwargs) -> str:
+    job_id = str(uuid.uuid4())
+    with session_scope(url) as session:
+        create_job(session, job_id=job_id, requests=requests, model="m", queue="q", chunk_pairs=chunk_pairs, **kwargs)
+    return job_id
+
+
+def score_all(url: str, job_id: str, n_chunks: int, rule=never) -> list[bool]:
+    finished = []
+    for chunk_idx in range(n_chunks):
+        with session_scope(url) as session:
+            work = claim_chunk(session, job_id, chunk_idx, max_attempts=3)
+        with session_scope(url) as session:
+            finished.append(save_scores(session, work, [0.1 * (i + 1) for i in range(len(work.documents))], META, rule))
+    return finished
+
+
+def test_plan_chunks_splits_requests_by_pair_count():
+    plans = plan_chunks([request(5), request(2)], chunk_pairs=2)
+    assert [(p.request_idx, p.doc_start, p.doc_end) for p in plans] == [(0, 0, 2), (0, 2, 4), (0, 4, 5), (1, 0, 2)]
+    assert [p.chunk_idx for p in plans] == [0, 1, 2, 3]
+
+
+def test_job_runs_to_succeeded_with_ranked_results(database_url):
+    job_id = new_job(database_url, [request(3, top_n=2, return_documents=True)], chunk_pairs=2)
+    assert score_all(database_url, job_id, 2) == [False, True]
+    with session_scope(database_url) as session:
+        view = job_view(session, get_job(session, job_id))
+    assert view.status is JobStatus.succeeded and view.finished_at is not None
+    assert view.progress.done == view.progress.total == 3
+    result = view.results[0]
+    assert [r.index for r in result.results] == [1, 0]  # chunk 0 scored 0.1, 0.2; chunk 1 scored 0.1
+    assert result.results[0].document.text == "doc 1"
+    assert result.meta.model_revision == "r1" and result.meta.score_type == "p_yes" and result.meta.instruction == "inst"
+
+
+def test_redelivered_chunk_writes_nothing_twice(database_url):
+    job_id = new_job(database_url, [request(2)], chunk_pairs=2)
+    with session_scope(database_url) as session:
+        first = claim_chunk(session, job_id, 0, 3)
+    with session_scope(database_url) as session:
+        assert save_scores(session, first, [0.5, 0.6], META, never) is True
+    # A duplicate delivery that raced past the claim still writes nothing new.
+    with session_scope(database_url) as session:
+        assert save_scores(session, first, [0.9, 0.9], META, never) is False
+    with session_scope(database_url) as session:
+        assert claim_chunk(session, job_id, 0, 3) is None
+        scores = session.scalars(select(Score.score).where(Score.job_id == job_id).order_by(Score.doc_index)).all()
+    assert scores == [0.5, 0.6]
+
+
+def test_chunks_finishing_concurrently_finish_the_job_once(database_url):
+    job_id = new_job(database_url, [request(16)], chunk_pairs=1)
+    works = []
+    for chunk_idx in range(16):
+        with session_scope(database_url) as session:
+            works.append(claim_chunk(session, job_id, chunk_idx, 3))
+    finishers = []
+
+    def save(work):
+        with session_scope(database_url) as session:
+            if save_scores(session, work, [0.5], META, never):
+                finishers.append(work.chunk_idx)
+
+    threads = [threading.Thread(target=save, args=(w,)) for w in works]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(finishers) == 1
+    with session_scope(database_url) as session:
+        assert get_job(session, job_id).status == "succeeded"
+
+
+def test_attempts_are_bounded(database_url):
+    job_id = new_job(database_url, [request(1)])
+    for _ in range(2):
+        with session_scope(database_url) as session:
+            assert claim_chunk(session, job_id, 0, max_attempts=2) is not None
+    with session_scope(database_url) as session:
+        assert claim_chunk(session, job_id, 0, max_attempts=2) is None
+    with session_scope(database_url) as session:
+        job = get_job(session, job_id)
+        assert job.status == "failed" and "RERANKQ_MAX_ATTEMPTS=2" in job.error
+
+
+def test_cancelled_job_is_not_claimed_and_cannot_be_cancelled_twice(database_url):
+    job_id = new_job(database_url, [request(1)])
+    with session_scope(database_url) as session:
+        assert cancel_job(session, job_id) is True
+        assert cancel_job(session, job_id) is False
+    with session_scope(database_url) as session:
+        assert claim_chunk(session, job_id, 0, 3) is None
+        assert get_job(session, job_id).status == "cancelled"
+
+
+def test_low_confidence_cases_are_flagged_once(database_url):
+    job_id = new_job(database_url, [request(2), request(1)], chunk_pairs=5)
+    score_all(database_url, job_id, 2, rule=lambda scores: ["low_top_score"] if max(scores) < 0.15 else [])
+    with session_scope(database_url) as session:
+        cases = session.scalars(select(LowConfidenceCase).where(LowConfidenceCase.job_id == job_id)).all()
+    assert [(c.request_idx, c.reason, c.scores, c.model_revision) for c in cases] == [(1, "low_top_score", [0.1], "r1")]
+
+
+def test_idempotency_key_finds_the_first_job(database_url):
+    job_id = new_job(database_url, [request(1)], idempotency_key="k1", owner="tenant-a")
+    with session_scope(database_url) as session:
+        assert find_by_idempotency_key(session, "tenant-a", "k1").id == job_id
+        assert find_by_idempotency_key(session, "tenant-b", "k1") is None
+        assert get_job(session, job_id, owner="tenant-b") is None
+
+
+def test_unpublished_jobs_are_found_for_the_sweeper(database_url):
+    job_id = new_job(database_url, [request(1)])
+    with session_scope(database_url) as session:
+        assert [j.id for j in unpublished_jobs(session, utcnow())] == [job_id]
