@@ -10,7 +10,10 @@ import typer
 
 from core.settings import Settings
 
+from core.keys_cli import app as keys_app
+
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
+app.add_typer(keys_app, name="keys")
 
 
 def _settings(**overrides) -> Settings:
@@ -23,11 +26,14 @@ def up(
     host: Optional[str] = typer.Option(None, help="API bind address (RERANKQ_HOST)."),
     port: Optional[int] = typer.Option(None, help="API port (RERANKQ_PORT)."),
     data_dir: Optional[Path] = typer.Option(None, help="State directory (RERANKQ_DATA_DIR)."),
+    open_access: bool = typer.Option(False, "--open", help="No API keys: anyone who reaches the port may call it."),
 ) -> None:
     """Start Redis (AOF on), migrate SQLite, one worker and the API; Ctrl-C stops all of it."""
     from core.local_stack import run_local_stack
 
-    raise typer.Exit(run_local_stack(_settings(model=model, host=host, port=port, data_dir=data_dir)))
+    settings = _settings(model=model, host=host, port=port, data_dir=data_dir,
+                         auth_enabled=False if open_access else None)
+    raise typer.Exit(run_local_stack(settings))
 
 
 @app.command()

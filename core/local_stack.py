@@ -46,9 +46,11 @@ def run_local_stack(settings: Settings) -> int:
     try:
         print(f"rerankq: migrating {settings.database_url}", flush=True)
         upgrade(settings.database_url)
+        _announce_access(settings)
         env = {**os.environ, "RERANKQ_DATA_DIR": str(data_dir), "RERANKQ_DATABASE_URL": settings.database_url,
                "RERANKQ_REDIS_URL": settings.redis_url, "RERANKQ_MODEL": settings.model,
-               "RERANKQ_HOST": settings.host, "RERANKQ_PORT": str(settings.port)}
+               "RERANKQ_HOST": settings.host, "RERANKQ_PORT": str(settings.port),
+               "RERANKQ_AUTH_ENABLED": str(settings.auth_enabled).lower()}
         worker = _child(["worker"], env, data_dir / "worker.log")
         api = _child(["api"], env, data_dir / "api.log")
         children += [worker, api]
@@ -62,6 +64,22 @@ def run_local_stack(settings: Settings) -> int:
         print("rerankq: stopping", flush=True)
         for process in reversed(children):
             _stop(process)
+
+
+def _announce_access(settings: Settings) -> None:
+    """Print a fresh admin key the first time, so the local service is never open by accident."""
+    from store.db import session_scope
+    from store.keys import any_active_key, create_key
+
+    if not settings.auth_enabled:
+        print("rerankq: access control is OFF (--open): anyone who reaches the port can use the API", flush=True)
+        return
+    with session_scope(settings.database_url) as session:
+        if any_active_key(session):
+            print("rerankq: API keys required (`rerankq keys create` makes more)", flush=True)
+            return
+        _row, token = create_key(session, "local admin (rerankq up)", ["admin"])
+    print(f"rerankq: created an admin API key; send it as `Authorization: Bearer {token}`", flush=True)
 
 
 def _supervise(worker: subprocess.Popen, api: subprocess.Popen) -> int:

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
     max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
+    auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
+    secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start.")
 
     # --- low-confidence rules ----------------------------------------------------------
     low_top_score: float = Field(0.5, description="Flag when the best score is below this.")

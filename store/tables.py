@@ -149,3 +149,17 @@ class LowConfidenceCase(Base):
 Index("ix_job_requests_job", JobRequest.job_id)
 Index("ix_job_chunks_job_status", JobChunk.job_id, JobChunk.status)
 Index("ix_scores_job_request", Score.job_id, Score.request_idx)
+
+
+class ApiKey(Base):
+    """An API key: only a SHA-256 of its secret is stored (keys are random, so no slow hash is needed)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)

@@ -8,6 +8,7 @@ import redis
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from api.auth import ReadDep, SubmitDep
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.post("", status_code=202, response_model=JobAccepted, operation_id="create_job",
              responses={422: {"description": "Invalid request or a limit exceeded."},
                         429: {"description": "Overloaded; see Retry-After."}})
-def create(body: JobCreate, state: StateDep,
+def create(body: JobCreate, state: StateDep, principal: SubmitDep,
            idempotency_key: Annotated[Optional[str], Header(max_length=200)] = None):
     """Queue a job of one or more rerank requests; poll GET /v1/jobs/{id} for results."""
     settings = state.settings
@@ -34,8 +35,8 @@ def create(body: JobCreate, state: StateDep,
     if len(models) > 1:
         raise ApiError(422, "mixed_models", "requests: all requests of one job must use the same model",
                        field="requests")
-    job_id, status, created = submit(state, body.requests, kind="async", idempotency_key=idempotency_key,
-                                     callback_url=body.callback_url)
+    job_id, status, created = submit(state, body.requests, kind="async", owner=principal.tenant,
+                                     idempotency_key=idempotency_key, callback_url=body.callback_url)
     accepted = JobAccepted(id=job_id, status=status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202 if created else 200,
                         headers={"Location": f"/v1/jobs/{job_id}"})
@@ -43,10 +44,10 @@ def create(body: JobCreate, state: StateDep,
 
 @router.get("/{job_id}", response_model=JobView, operation_id="get_job",
             responses={404: {"description": "No such job."}})
-def read(job_id: str, state: StateDep):
+def read(job_id: str, state: StateDep, principal: ReadDep):
     """Status, progress and (when succeeded) one ranked result set per request."""
     with session_scope(state.settings.database_url) as session:
-        job = get_job(session, job_id)
+        job = get_job(session, job_id, owner=principal.owner_filter)
         if job is None:
             raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
         return job_view(session, job)
@@ -54,10 +55,10 @@ def read(job_id: str, state: StateDep):
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
                responses={404: {"description": "No such job."}, 409: {"description": "Already finished."}})
-def cancel(job_id: str, state: StateDep):
+def cancel(job_id: str, state: StateDep, principal: SubmitDep):
     """Cancel a job that has not finished; chunks already running stop at their next check."""
     with session_scope(state.settings.database_url) as session:
-        job = get_job(session, job_id)
+        job = get_job(session, job_id, owner=principal.owner_filter)
         if job is None:
             raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
         if not cancel_job(session, job_id):

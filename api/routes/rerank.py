@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from api.auth import SubmitDep
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_request
@@ -30,12 +31,12 @@ RESPONSES = {
 
 @router.post("/v1/rerank", response_model=RerankResponse, responses=RESPONSES, operation_id="rerank")
 @router.post("/v2/rerank", response_model=RerankResponse, responses=RESPONSES, include_in_schema=False)
-async def rerank(body: RerankRequest, state: StateDep):
+async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     """Rank documents by relevance to the query and wait for the answer."""
     settings = state.settings
     check_model(body, [settings.served_model])
     check_request(body, settings)
-    job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync")
+    job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
     await wait_until_done(state, job_id, settings.sync_timeout_s)
     view = await run_in_threadpool(_view, state, job_id)
     if view.status is JobStatus.succeeded:

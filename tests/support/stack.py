@@ -119,6 +119,7 @@ class Stack:
             "RERANKQ_MODEL": str(self.model_dir),
             "RERANKQ_DATA_DIR": str(self.root),
             "RERANKQ_HEARTBEAT_INTERVAL_S": "0.5",
+            "RERANKQ_AUTH_ENABLED": "false",
             "RERANKQ_MAX_BATCH_WAIT_MS": "20",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
@@ -153,10 +154,19 @@ class Stack:
 
     def start_api(self, **env: str) -> ServiceProcess:
         self.api_port = free_port()
-        self.api = ServiceProcess(["api", "--port", str(self.api_port)], self.env(**env), self.root / "api.log")
-        self.api.start()
-        wait_for_port(self.api_port, 60, self.api.process)
+        self.api = self.extra_api(self.api_port, **env)
         return self.api
+
+    def extra_api(self, port: int, **env: str) -> ServiceProcess:
+        """Another API process on the same Redis and store (e.g. with other settings)."""
+        api = ServiceProcess(["api", "--port", str(port)], self.env(**env), self.root / f"api-{port}.log")
+        api.start()
+        wait_for_port(port, 60, api.process)
+        return api
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rerankq", *args], env=self.env(**env), capture_output=True,
+                              text=True, timeout=120)
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,43 @@
+"""Bearer API keys with scopes; with auth disabled every caller is an anonymous admin."""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable, Optional
+
+from fastapi import Depends, Header
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import AppState, StateDep
+from api.errors import ApiError
+from store.db import session_scope
+from store.keys import ANONYMOUS, Principal, verify_key
+
+
+def lookup_key(state: AppState, token: str) -> Optional[Principal]:
+    with session_scope(state.settings.database_url) as session:
+        return verify_key(session, token)
+
+
+def require(scope: str) -> Callable:
+    """A dependency giving the caller's Principal if its key carries `scope`, else 401/403."""
+
+    async def dependency(state: StateDep, authorization: Annotated[Optional[str], Header()] = None) -> Principal:
+        if not state.settings.auth_enabled:
+            return ANONYMOUS
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise ApiError(401, "unauthorized", "missing `Authorization: Bearer <api key>` header",
+                           headers={"WWW-Authenticate": "Bearer"})
+        principal = await run_in_threadpool(lookup_key, state, authorization[7:].strip())
+        if principal is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        if not principal.allows(scope):
+            raise ApiError(403, "forbidden", f"this key lacks the '{scope}' scope")
+        return principal
+
+    return dependency
+
+
+SubmitDep = Annotated[Principal, Depends(require("submit"))]
+ReadDep = Annotated[Principal, Depends(require("read"))]
+ReviewDep = Annotated[Principal, Depends(require("review"))]
+AdminDep = Annotated[Principal, Depends(require("admin"))]
