@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     publish_grace_s: float = Field(30.0, ge=0, description="Age after which an unpublished job is re-published.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Worker /metrics port (0: none).")
 
+    # --- fault injection (resilience tests and game days; all off by default) -----------
+    fault_step_delay_s: float = Field(0.0, ge=0, description="Sleep this long in every forward pass.")
+    fault_poison_marker: str = Field("", description="A forward pass holding a document with this text raises.")
+    fault_hang_marker: str = Field("", description="A forward pass holding a document with this text hangs.")
+    fault_oom_above_pairs: int = Field(0, ge=0, description="Batches above this many pairs raise out-of-memory.")
+
     # --- API ---------------------------------------------------------------------------
     sync_timeout_s: float = Field(30.0, gt=0, description="POST /v1/rerank waits this long, then answers 202.")
     max_documents: int = Field(1000, ge=1, description="Documents per request.")
@@ -72,7 +78,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
     max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
-    secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start.")
+    secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start "
+                            "(sessions then end on restart; set one shared value when running several API processes).")
+    dashboard_session_hours: float = Field(12.0, gt=0, description="How long a dashboard login lasts.")
 
     # --- low-confidence rules ----------------------------------------------------------
     low_top_score: float = Field(0.5, description="Flag when the best score is below this.")

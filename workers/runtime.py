@@ -4,6 +4,7 @@ the sweeper. Built once in Celery's `worker_init`, before the consumer takes any
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -21,6 +22,7 @@ from store.jobs import chunk_plans, mark_published, unpublished_jobs
 from store.tables import utcnow
 from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
+from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
 from workers.queue import publish_chunks
 
@@ -108,7 +110,7 @@ def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Opti
     from models.loading import load_backend
 
     started = time.monotonic()
-    backend = load_backend(settings)
+    backend = with_faults(load_backend(settings), settings)
     backend.score([_warmup_pair()])
     log.info("model %s loaded and warmed in %.1fs on %s/%s", settings.model, time.monotonic() - started,
              backend.info.device, backend.info.dtype)
@@ -127,7 +129,7 @@ def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Opti
         batcher=batcher,
         redis=redis.Redis.from_url(settings.redis_url),
         rules=ConfidenceRules.from_settings(settings),
-        hostname=hostname or f"{socket.gethostname()}-{__import__('os').getpid()}",
+        hostname=hostname or f"{socket.gethostname()}-{os.getpid()}",
     )
     runtime.start()
     _runtime = runtime
