@@ -55,12 +55,61 @@ def worker(
     model: Optional[str] = typer.Option(None, help="Hub id or local directory (RERANKQ_MODEL)."),
     hostname: Optional[str] = typer.Option(None, help="Unique worker name (default: host and pid)."),
     loglevel: str = typer.Option("INFO", help="Log level."),
+    fallback: bool = typer.Option(False, "--fallback", help="Degraded fallback worker: embedding cosine "
+                                  "similarity with RERANKQ_FALLBACK_MODEL (needs RERANKQ_FALLBACK_ENABLED=true)."),
 ) -> None:
     """Run one scoring worker (one per GPU): Celery threads pool feeding one in-process batcher."""
     from workers.main import run_worker
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if fallback:
+        from workers.fallback import run_fallback_worker
+
+        run_fallback_worker(_settings(model=model), hostname=hostname, loglevel=loglevel)
+        return
     run_worker(_settings(model=model), hostname=hostname, loglevel=loglevel)
+
+
+@app.command()
+def probe(
+    url: str = typer.Argument(..., help="URL to GET, e.g. http://127.0.0.1:8000/healthz."),
+    expect: Optional[str] = typer.Option(None, help="Text the body must contain, e.g. 'rerankq_worker_ready 1.0'."),
+    timeout: float = typer.Option(5.0, help="Seconds to wait for the answer."),
+) -> None:
+    """Exit 0 when URL answers 200 (and contains --expect): a health check for images without curl."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as error:
+        typer.echo(f"{url}: {error}", err=True)
+        raise typer.Exit(1)
+    if response.status_code != 200:
+        typer.echo(f"{url}: HTTP {response.status_code}", err=True)
+        raise typer.Exit(1)
+    if expect is not None and expect not in response.text:
+        typer.echo(f"{url}: answer lacks {expect!r}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("submit")
+def submit_file(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="INPUT.jsonl",
+                                      help="One rerank request (JSON object) per line."),
+    output: Path = typer.Option(..., "--output", "-o", help="Results, one JSON line per input line; rerunning "
+                                "with the same output resumes."),
+    url: Optional[str] = typer.Option(None, envvar="RERANKQ_URL", help="API base URL (default http://127.0.0.1:8000)."),
+    api_key: Optional[str] = typer.Option(None, envvar="RERANKQ_API_KEY", help="API key (submit and read scopes)."),
+    batch_size: int = typer.Option(32, min=1, help="Lines per job (at most the service's RERANKQ_MAX_REQUESTS_PER_JOB)."),
+    concurrency: int = typer.Option(4, min=1, help="Jobs in flight at once."),
+    job_timeout: Optional[float] = typer.Option(None, help="Give up waiting for one job after this many seconds."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+) -> None:
+    """Score a JSONL file of rerank requests as async jobs, with progress, resumable after interruption."""
+    from client.bulk import bulk_main
+
+    raise typer.Exit(bulk_main(input_path, output, url=url, api_key=api_key, batch_size=batch_size,
+                               concurrency=concurrency, job_timeout=job_timeout, progress=progress))
 
 
 @app.command()
@@ -73,3 +122,43 @@ def migrate(revision: str = typer.Argument("head", help="Alembic revision to upg
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url, revision)
     typer.echo(f"database at {settings.database_url} is at revision {revision}")
+
+
+@app.command()
+def loadtest(
+    url: str = typer.Option("http://127.0.0.1:8000", envvar="RERANKQ_URL", help="Service base URL."),
+    api_key: Optional[str] = typer.Option(None, envvar="RERANKQ_API_KEY", help="API key with submit+read scopes."),
+    clients: int = typer.Option(8, min=1, max=256, help="Concurrent clients."),
+    duration: float = typer.Option(10.0, min=1, max=3600, help="Seconds of submitting."),
+    docs: int = typer.Option(10, min=1, help="Documents per job."),
+) -> None:
+    """Submit and poll from many clients for a fixed time; report accepted, completed, lost, duplicated."""
+    from core.loadtest import format_report, run_load
+
+    report = run_load(url, clients=clients, duration_s=duration, docs_per_job=docs, api_key=api_key)
+    typer.echo(format_report(report))
+    if report.lost or report.duplicated:
+        raise typer.Exit(1)
+
+
+@app.command("export-labels")
+def export_labels(
+    format: str = typer.Option("pairs", "--format", "-f", help="pairs (0/1 labels), graded (0-3) or groups "
+                               "({query, pos, neg})."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL file to write ('-' for standard output)."),
+    model: Optional[str] = typer.Option(None, help="Only cases scored by this model."),
+) -> None:
+    """Write reviewed low-confidence cases from RERANKQ_DATABASE_URL as JSONL training data."""
+    import sys
+
+    from store.label_export import FORMATS, iter_jsonl, write_export
+
+    if format not in FORMATS:
+        raise typer.BadParameter(f"'{format}' is not one of {', '.join(FORMATS)}", param_hint="--format")
+    url = Settings().database_url
+    if str(output) == "-":
+        count = sum(1 for line in iter_jsonl(url, format, model=model) if sys.stdout.write(line) is not None)
+        typer.echo(f"exported {count} lines", err=True)
+        return
+    count = write_export(url, format, output, model=model)
+    typer.echo(f"wrote {count} {format} lines to {output}")

@@ -102,6 +102,16 @@ class Progress(BaseModel):
     total: int
 
 
+class CallbackView(BaseModel):
+    """Where the job's webhook stands: pending until delivered or out of attempts."""
+
+    url: str
+    status: str = Field(..., description="pending | delivered | failed")
+    attempts: int = 0
+    last_error: Optional[str] = None
+    delivered_at: Optional[datetime] = None
+
+
 class JobView(BaseModel):
     id: str
     status: JobStatus
@@ -110,6 +120,7 @@ class JobView(BaseModel):
     finished_at: Optional[datetime] = None
     results: Optional[list[RerankResponse]] = None
     error: Optional[str] = None
+    callback: Optional[CallbackView] = None
 
 
 class ErrorDetail(BaseModel):

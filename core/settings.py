@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     seq_cls_activation: Literal["sigmoid", "identity"] = Field(
         "sigmoid", description="seq-cls backend: sigmoid of the single logit, or the raw logit."
     )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API: comma-separated model names accepted even while no worker serves them (the default "
+        "model, RERANKQ_MODEL_NAME, always is); models of live workers are accepted too.",
+    )
 
     # --- worker and batcher ------------------------------------------------------------
     worker_concurrency: int = Field(16, ge=1, description="Celery threads per worker: chunks that can share a batch.")
@@ -62,6 +67,13 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(15.0, gt=0, description="How often a worker re-publishes never-published jobs.")
     publish_grace_s: float = Field(30.0, ge=0, description="Age after which an unpublished job is re-published.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Worker /metrics port (0: none).")
+    worker_send_events: bool = Field(
+        False, description="Workers emit Celery task events (and the API task-sent events) for Flower."
+    )
+    gpu_claim: bool = Field(
+        False, description="Worker takes the first GPU no other worker holds (a Redis lease), so replicas that "
+        "all see every GPU (`docker compose --scale worker=N`) spread one per GPU.",
+    )
 
     # --- fault injection (resilience tests and game days; all off by default) -----------
     fault_step_delay_s: float = Field(0.0, ge=0, description="Sleep this long in every forward pass.")
@@ -82,12 +94,47 @@ class Settings(BaseSettings):
                             "(sessions then end on restart; set one shared value when running several API processes).")
     dashboard_session_hours: float = Field(12.0, gt=0, description="How long a dashboard login lasts.")
 
+    # --- webhooks (off while no host is allowed) -----------------------------------------
+    webhook_allowed_hosts: str = Field(
+        "", description="Comma-separated hosts a job's callback_url may name: `host`, `host:port` or `*.domain`. "
+        "Empty: webhooks are off and a job with callback_url is refused (422).",
+    )
+    webhook_secret: str = Field("", description="HMAC-SHA256 key signing deliveries (X-Rerankq-Signature); "
+                                "required when webhook_allowed_hosts is set.")
+    webhook_max_attempts: int = Field(6, ge=1, description="Delivery attempts before callback status is failed.")
+    webhook_backoff_s: float = Field(1.0, gt=0, description="Wait after the first failed delivery; doubles each time.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="One delivery's HTTP timeout.")
+    public_url: str = Field("", description="Base URL clients reach the API at, for the results_url in webhook "
+                            "summaries (e.g. https://rerank.example.com). Empty: a path (/v1/jobs/<id>).")
+
+    # --- score cache (worker; off by default) ------------------------------------------
+    score_cache_enabled: bool = Field(False, description="Reuse scores of identical pairs from Redis (same model, "
+                                      "revision, score type, instruction, query, document, truncation).")
+    score_cache_ttl_s: int = Field(7 * 86400, ge=1, description="How long a cached score lives.")
+
+    # --- degraded fallback (off by default; never silent) --------------------------------
+    fallback_enabled: bool = Field(
+        False, description="Let a `rerankq worker --fallback` answer with embedding cosine similarity, marked "
+        "degraded, when no reranker worker is live for fallback_after_s or a chunk fails all its attempts.",
+    )
+    fallback_model: str = Field("", description="Embedding model (hub id or local directory; mean pooling) the "
+                                "fallback worker loads.")
+    fallback_after_s: float = Field(10.0, gt=0, description="How long jobs wait without a live reranker worker "
+                                    "before the fallback worker takes them.")
+
     # --- low-confidence rules ----------------------------------------------------------
     low_top_score: float = Field(0.5, description="Flag when the best score is below this.")
     low_margin: float = Field(0.05, ge=0, description="Flag when best minus second best is below this.")
     flat_spread: float = Field(0.05, ge=0, description="Flag when max-min is below this ...")
     flat_max: float = Field(0.7, description="... and max is below this.")
     sample_rate: float = Field(0.0, ge=0, le=1, description="Random share of confident results flagged for calibration.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value):
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @model_validator(mode="after")
     def _fill_derived(self) -> "Settings":
@@ -101,6 +148,11 @@ class Settings(BaseSettings):
     def served_model(self) -> str:
         """The name this deployment's workers serve and clients may ask for."""
         return self.model_name
+
+    @property
+    def accepted_models(self) -> list[str]:
+        """Models the API takes requests for without a live worker: the default one first."""
+        return list(dict.fromkeys([self.served_model, *self.models]))
 
 
 @lru_cache

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresCluster, missing_reason
 from tests.support.stack import RedisProcess, Stack
 from tests.support.tiny_models import build_tiny_cross_encoder, build_tiny_qwen3
 
@@ -25,13 +26,24 @@ def tiny_cross_encoder(models_dir) -> Path:
     return Path(build_tiny_cross_encoder(models_dir / "tiny-cross-encoder"))
 
 
-def make_stack(root: Path, model_dir: Path, **extra_env: str) -> Stack:
+def make_stack(root: Path, model_dir: Path, database_url: str = "", **extra_env: str) -> Stack:
     root.mkdir(parents=True, exist_ok=True)
     redis = RedisProcess(root / "redis").start()
-    stack = Stack(root=root, redis=redis, database_url=f"sqlite:///{root / 'rerankq.db'}", model_dir=model_dir,
-                  extra_env=extra_env)
+    stack = Stack(root=root, redis=redis, database_url=database_url or f"sqlite:///{root / 'rerankq.db'}",
+                  model_dir=model_dir, extra_env=extra_env)
     stack.migrate()
     return stack
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server, or a skip that names what is missing."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(f"PostgreSQL tests need: {reason}")
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

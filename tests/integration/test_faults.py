@@ -241,3 +241,40 @@ def test_two_workers_split_the_work_and_score_nothing_twice(fault_stack, tiny_qw
     print(f"\ntwo workers: pairs scored per worker {pairs}")
     assert pairs["left"] > 1 and pairs["right"] > 1  # warm-up counts 0: both took real work
     assert_exactly_once(stack, job_ids, payloads, tiny_qwen3)
+
+
+@pytest.mark.postgres
+def test_database_outage_while_a_worker_writes(tmp_path, tiny_qwen3, postgres_cluster):
+    url = postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    env = {**FAST_REDELIVERY, "RERANKQ_CHUNK_DEADLINE_S": "20", "RERANKQ_VISIBILITY_TIMEOUT_S": "60"}
+    stack = make_stack(tmp_path / "pg", tiny_qwen3, database_url=url, **env)
+    try:
+        worker = stack.start_worker("writer", RERANKQ_FAULT_STEP_DELAY_S="2")
+        stack.start_api()
+        payload = {"requests": [{"query": "outage", "documents": ["a", "b", "c"]}]}
+        with stack.client() as client:
+            (job_id,) = submit_all(client, [payload])
+            wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running", 30, "job running")
+            postgres_cluster.pause()  # the forward pass (2 s) ends while the database is down
+            time.sleep(5)
+            postgres_cluster.resume()
+            job = wait_job(client, job_id, timeout_s=90)
+        assert job["status"] == "succeeded", job
+        assert "database unavailable" in worker.log()
+        assert_exactly_once(stack, [job_id], [payload], tiny_qwen3)
+    finally:
+        stack.stop()
+
+
+def test_load_two_workers_lose_nothing_and_duplicate_nothing(fault_stack):
+    from core.loadtest import format_report, run_load
+
+    stack = fault_stack(RERANKQ_FAULT_STEP_DELAY_S="0")
+    stack.start_worker("load-a")
+    stack.start_worker("load-b")
+    stack.start_api()
+    report = run_load(stack.base_url, clients=8, duration_s=10, docs_per_job=10, drain_timeout_s=90)
+    print("\nload test (8 clients x 10 s, 2 workers, tiny Qwen3, SQLite):\n" + format_report(report))
+    assert report.accepted > 0
+    assert report.lost == 0 and report.duplicated == 0 and report.failed == 0
+    assert report.completed == report.accepted

@@ -8,17 +8,6 @@ import uuid
 import pytest
 
 from store.migrate import upgrade
-from tests.support.postgres import PostgresCluster, missing_reason
-
-
-@pytest.fixture(scope="session")
-def postgres_cluster():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(f"PostgreSQL tests need: {reason}")
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

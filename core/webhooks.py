@@ -1,0 +1,96 @@
+"""Webhook rules shared by the API (checks callback_url at submit), the worker (checks it again and
+signs each delivery) and receivers (verify the signature): pure functions, no I/O.
+
+Signature: `X-Rerankq-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>` with the Unix
+time in `X-Rerankq-Timestamp`, so a receiver can refuse old or replayed deliveries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Mapping, Optional, Union
+from urllib.parse import urlsplit
+
+TIMESTAMP_HEADER = "X-Rerankq-Timestamp"
+SIGNATURE_HEADER = "X-Rerankq-Signature"
+SCHEME = "v1"
+
+
+def parse_allowed_hosts(setting: str) -> list[str]:
+    """`hooks.example.com, *.corp.example, 127.0.0.1:9000` -> lower-cased patterns."""
+    return [p.strip().lower() for p in setting.split(",") if p.strip()]
+
+
+def _split_host_port(netloc: str) -> tuple[str, Optional[int]]:
+    parts = urlsplit(f"//{netloc}")
+    return (parts.hostname or "").lower(), parts.port
+
+
+def host_allowed(host: str, port: Optional[int], patterns: list[str]) -> bool:
+    """A pattern is `host`, `host:port` or `*.domain`; a pattern without a port allows any port."""
+    for pattern in patterns:
+        try:
+            pattern_host, pattern_port = _split_host_port(pattern)
+        except ValueError:
+            continue
+        if pattern_port is not None and pattern_port != port:
+            continue
+        if pattern_host.startswith("*."):
+            if host.endswith(pattern_host[1:]):
+                return True
+        elif host == pattern_host:
+            return True
+    return False
+
+
+def callback_url_problem(url: str, allowed_hosts: str) -> Optional[str]:
+    """Why `url` may not receive webhooks, or None when it may."""
+    patterns = parse_allowed_hosts(allowed_hosts)
+    if not patterns:
+        return "webhooks are disabled on this service (RERANKQ_WEBHOOK_ALLOWED_HOSTS is empty)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        return f"not a valid URL ({error})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
+    if parts.username or parts.password:
+        return "must not carry credentials"
+    if not host_allowed(parts.hostname.lower(), port, patterns):
+        return (f"host '{parts.hostname}:{port}' is not in the allow-list "
+                f"(RERANKQ_WEBHOOK_ALLOWED_HOSTS: {', '.join(patterns)})")
+    return None
+
+
+def signature(secret: str, timestamp: Union[int, str], body: Union[bytes, str]) -> str:
+    raw = body if isinstance(body, bytes) else body.encode()
+    message = str(timestamp).encode() + b"." + raw
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: Union[bytes, str], timestamp: Optional[int] = None) -> dict[str, str]:
+    """The two headers a delivery carries."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: f"{SCHEME}={signature(secret, timestamp, body)}"}
+
+
+def verify_signature(secret: str, body: Union[bytes, str], headers: Mapping[str, str],
+                     tolerance_s: float = 300.0, now: Optional[float] = None) -> bool:
+    """True when the headers carry a valid `v1` signature of `body` made within `tolerance_s`.
+
+    `body` must be the raw request body, byte for byte (not re-serialised JSON)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
+    given = lowered.get(SIGNATURE_HEADER.lower(), "")
+    try:
+        age = (time.time() if now is None else now) - int(timestamp)
+    except ValueError:
+        return False
+    if abs(age) > tolerance_s:
+        return False
+    expected = signature(secret, timestamp, body)
+    candidates = [part.strip()[len(SCHEME) + 1:] for part in given.split(",") if part.strip().startswith(f"{SCHEME}=")]
+    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
