@@ -57,7 +57,7 @@ def run_local_stack(settings: Settings) -> int:
         print(f"rerankq: worker loading {settings.model} (log: {data_dir / 'worker.log'})", flush=True)
         print(f"rerankq: API on http://{settings.host}:{settings.port}  (docs: /docs, ready: /readyz; "
               f"log: {data_dir / 'api.log'}); Ctrl-C stops everything", flush=True)
-        return _supervise(worker, api)
+        return _supervise(worker, api, data_dir)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -82,7 +82,14 @@ def _announce_access(settings: Settings) -> None:
     print(f"rerankq: created an admin API key; send it as `Authorization: Bearer {token}`", flush=True)
 
 
-def _supervise(worker: subprocess.Popen, api: subprocess.Popen) -> int:
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _supervise(worker: subprocess.Popen, api: subprocess.Popen, data_dir: Path) -> int:
     """Wait until Ctrl-C or until a part dies (then say which and where its log is)."""
     stop = {"now": False}
 
@@ -93,8 +100,9 @@ def _supervise(worker: subprocess.Popen, api: subprocess.Popen) -> int:
     while not stop["now"]:
         for name, process in (("worker", worker), ("api", api)):
             if process.poll() is not None:
-                print(f"rerankq: the {name} exited with code {process.returncode}; see {name}.log in the data dir",
-                      file=sys.stderr, flush=True)
+                log = data_dir / f"{name}.log"
+                print(f"rerankq: the {name} exited with code {process.returncode}; last lines of {log}:\n"
+                      f"{_tail(log)}", file=sys.stderr, flush=True)
                 return process.returncode or 1
         time.sleep(0.5)
     return 0

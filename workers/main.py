@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Optional
+import sys
+import time
+from typing import Callable, Optional
 
 from celery import signals
 
@@ -17,12 +19,12 @@ from workers.tasks import register
 log = logging.getLogger(__name__)
 
 
-def worker_argv(settings: Settings, hostname: str, loglevel: str) -> list[str]:
+def worker_argv(settings: Settings, hostname: str, loglevel: str, queues: Optional[list[str]] = None) -> list[str]:
     return [
         "worker",
         "--pool=threads",
         f"--concurrency={settings.worker_concurrency}",
-        f"--queues={','.join(queues_for(settings.served_model))}",
+        f"--queues={','.join(queues or queues_for(settings.served_model))}",
         f"--hostname={hostname}",
         f"--loglevel={loglevel}",
         "--without-mingle",
@@ -31,24 +33,52 @@ def worker_argv(settings: Settings, hostname: str, loglevel: str) -> list[str]:
     ]
 
 
-def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str = "INFO") -> None:
+EXIT_MODEL_LOAD_FAILED = 78
+
+
+def exit_on_load_failure(error: Exception) -> None:
+    """Without a model the worker must not take messages: say why and end the process."""
+    log.critical("worker cannot start: %s", error)
+    print(f"rerankq worker: cannot start: {error}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(EXIT_MODEL_LOAD_FAILED)
+
+
+def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str = "INFO", *,
+               queues: Optional[list[str]] = None, build: Optional[Callable] = None) -> None:
+    """`queues` and `build` (default: this model's queues, runtime.build_runtime) are what the
+    degraded-fallback worker changes (workers/fallback.py)."""
     from workers import runtime as runtime_module
-    from workers.metrics import on_batch, start_metrics_server
+    from workers.metrics import model_loaded, on_batch, start_metrics_server, worker_stopping
 
     hostname = hostname or f"rerankq-{socket.gethostname()}-{os.getpid()}"
+    lease = None
+    if settings.gpu_claim:
+        from workers.gpu_claim import claim_gpu
+
+        lease = claim_gpu(settings.redis_url, hostname, ttl_s=3 * settings.heartbeat_interval_s)
+        settings = settings.model_copy(update={"device": f"cuda:{lease.index}"})
     app = make_celery(settings)
     register(app)
 
     @signals.worker_init.connect(weak=False)
     def _load(**_kwargs) -> None:
-        runtime = runtime_module.build_runtime(settings, app, on_batch=on_batch, hostname=hostname)
+        started = time.monotonic()
+        try:
+            runtime = (build or runtime_module.build_runtime)(settings, app, on_batch=on_batch, hostname=hostname)
+        except Exception as error:  # noqa: BLE001 - Celery would log it and consume with no model
+            exit_on_load_failure(error)
+        model_loaded(runtime, time.monotonic() - started)
         start_metrics_server(settings.metrics_port, runtime)
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop(**_kwargs) -> None:
+        worker_stopping()
         try:
             runtime_module.get_runtime().stop()
         except RuntimeError:
             pass
+        if lease is not None:
+            lease.release()
 
-    app.worker_main(worker_argv(settings, hostname, loglevel))
+    app.worker_main(worker_argv(settings, hostname, loglevel, queues))

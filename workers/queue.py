@@ -6,16 +6,18 @@ Messages carry ids only (`job_id`, `chunk_idx`); the texts stay in the SQL store
 from __future__ import annotations
 
 import re
+import time
 from typing import Iterable
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from core.settings import Settings
 
 TASK_SCORE_CHUNK = "rerankq.score_chunk"
 INTERACTIVE = "interactive"
 BULK = "bulk"
+PUBLISHED_AT = "rerankq_published_at"  # message header: epoch seconds when the API published it
 
 
 def model_key(model_name: str) -> str:
@@ -30,6 +32,12 @@ def queue_name(model_name: str, lane: str) -> str:
 def queues_for(model_name: str) -> list[str]:
     """Interactive first: with `queue_order_strategy=priority` a worker drains it before bulk."""
     return [queue_name(model_name, INTERACTIVE), queue_name(model_name, BULK)]
+
+
+def declare_queue(name: str) -> Queue:
+    """Each queue gets its own exchange and routing key; sharing Celery's default exchange would
+    bind both lanes to one key and deliver every bulk message twice."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
 def broker_options(settings: Settings) -> dict:
@@ -51,7 +59,7 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_track_started=False,
         task_default_queue=queue_name(settings.served_model, BULK),
-        task_queues=[Queue(q) for q in queues_for(settings.served_model)],
+        task_queues=[declare_queue(q) for q in queues_for(settings.served_model)],
         task_create_missing_queues=True,
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
@@ -60,12 +68,15 @@ def make_celery(settings: Settings) -> Celery:
         worker_soft_shutdown_timeout=min(30.0, settings.chunk_deadline_s),
         task_serializer="json",
         accept_content=["json"],
+        worker_send_task_events=settings.worker_send_events,
+        task_send_sent_event=settings.worker_send_events,
     )
     return app
 
 
 def publish_chunks(app: Celery, job_id: str, chunk_indices: Iterable[int], queue: str) -> None:
-    """One message per chunk; the task id is deterministic so duplicates are recognisable."""
+    """One message per chunk; the task id is deterministic so duplicates are recognisable.
+    The `published_at` header lets the worker measure queue wait (rerankq_queue_wait_seconds)."""
     with app.producer_or_acquire() as producer:
         for chunk_idx in chunk_indices:
             app.send_task(
@@ -73,6 +84,7 @@ def publish_chunks(app: Celery, job_id: str, chunk_indices: Iterable[int], queue
                 kwargs={"job_id": job_id, "chunk_idx": chunk_idx},
                 task_id=f"{job_id}:{chunk_idx}",
                 queue=queue,
+                headers={PUBLISHED_AT: time.time()},
                 producer=producer,
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},

@@ -14,6 +14,7 @@ from api.auth import SubmitDep
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_request
+from api.served_models import accepted_names
 from api.submit import submit
 from core.redis_keys import done_key
 from core.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
@@ -29,12 +30,14 @@ RESPONSES = {
 }
 
 
-@router.post("/v1/rerank", response_model=RerankResponse, responses=RESPONSES, operation_id="rerank")
-@router.post("/v2/rerank", response_model=RerankResponse, responses=RESPONSES, include_in_schema=False)
+@router.post("/v1/rerank", response_model=RerankResponse, responses=RESPONSES, operation_id="rerank",
+             response_model_exclude_none=True)
+@router.post("/v2/rerank", response_model=RerankResponse, responses=RESPONSES, include_in_schema=False,
+             response_model_exclude_none=True)
 async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     """Rank documents by relevance to the query and wait for the answer."""
     settings = state.settings
-    check_model(body, [settings.served_model])
+    check_model(body, await run_in_threadpool(accepted_names, settings, state.redis, [body.model]))
     check_request(body, settings)
     job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
     await wait_until_done(state, job_id, settings.sync_timeout_s)
