@@ -162,3 +162,17 @@ def export_labels(
         return
     count = write_export(url, format, output, model=model)
     typer.echo(f"wrote {count} {format} lines to {output}")
+
+
+@app.command("settings")
+def settings_(
+    markdown: bool = typer.Option(False, help="Print the README's markdown table of defaults."),
+) -> None:
+    """Show every RERANKQ_* setting with its current value (or, with --markdown, its default)."""
+    from core.settings_doc import markdown_table, settings_rows
+
+    if markdown:
+        typer.echo(markdown_table())
+        return
+    for name, value, description in settings_rows(Settings()):
+        typer.echo(f"{name}={value}\t# {description}")
