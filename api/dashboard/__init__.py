@@ -1,0 +1,40 @@
+"""The review dashboard: server-rendered pages on the API's own app, under /dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from api.dashboard import case_page, export_page, jobs_page, login_page, overview_page, playground_page, queue_page
+from api.dashboard.render import DashboardError, error_page, redirect
+from api.dashboard.session import LoginRequired, Signer, Viewer, read_session, signer
+from core.settings import Settings
+from store.keys import Principal
+
+PAGES = (queue_page, case_page, overview_page, jobs_page, playground_page, login_page, export_page)
+
+
+async def _login_required(request: Request, exc: LoginRequired):
+    return redirect(request, "/dashboard/login?" + urlencode({"next": exc.next_url}))
+
+
+async def _dashboard_error(request: Request, exc: DashboardError):
+    session = read_session(request)
+    nobody = Principal(key_id=None, name="", tenant=None, scopes=frozenset())
+    settings: Settings = request.app.state.dashboard_settings
+    viewer = Viewer(nobody, session, signer(request).csrf_token(session), settings.auth_enabled)
+    return error_page(request, viewer, exc)
+
+
+def install_dashboard(app: FastAPI, settings: Settings) -> None:
+    """Add the pages, their static files and their error pages to `app`."""
+    app.state.dashboard_signer = Signer(settings.secret_key)
+    app.state.dashboard_settings = settings
+    for module in PAGES:
+        app.include_router(module.router)
+    app.mount("/dashboard/static", StaticFiles(directory=Path(__file__).with_name("static")), name="dashboard-static")
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(DashboardError, _dashboard_error)

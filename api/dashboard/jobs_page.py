@@ -1,0 +1,34 @@
+"""Jobs: find one by id, see its status, progress, requests and every document ranked."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+
+from api.dashboard.render import DashboardError, page, redirect
+from api.dashboard.session import ReviewerDep
+from api.deps import StateDep
+from store.db import session_scope
+from store.job_details import job_detail, recent_jobs
+
+router = APIRouter()
+
+
+@router.get("/dashboard/jobs", include_in_schema=False)
+def jobs(request: Request, viewer: ReviewerDep, state: StateDep):
+    wanted = (request.query_params.get("id") or "").strip()
+    if wanted:
+        return redirect(request, f"/dashboard/jobs/{quote(wanted, safe='')}", viewer)
+    with session_scope(state.settings.database_url) as session:
+        rows = recent_jobs(session, viewer.principal.owner_filter)
+    return page(request, viewer, "jobs.html", jobs=rows)
+
+
+@router.get("/dashboard/jobs/{job_id}", include_in_schema=False)
+def job(job_id: str, request: Request, viewer: ReviewerDep, state: StateDep):
+    with session_scope(state.settings.database_url) as session:
+        detail = job_detail(session, job_id, viewer.principal.owner_filter)
+    if detail is None:
+        raise DashboardError(404, "Job not found", f"There is no job '{job_id}' (or it belongs to another tenant).")
+    return page(request, viewer, "job.html", detail=detail, refresh=not detail.view.status.finished)

@@ -1,0 +1,101 @@
+"""The review API: list and read low-confidence cases, review them, export the labels as JSONL.
+
+It does what the dashboard does, for other tools (labelling bridges, notebooks, CI checks).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal, Optional
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
+
+from api.auth import ReviewDep
+from api.deps import StateDep
+from api.errors import ApiError
+from core.review_schemas import CaseDetail, CaseList, ReviewCreate
+from store.db import session_scope
+from store.label_export import iter_jsonl
+from store.reviews import (
+    MAX_PAGE_SIZE,
+    CaseQuery,
+    ReviewInputError,
+    case_detail,
+    case_reviews,
+    case_summary,
+    check_review,
+    get_case,
+    list_cases,
+    review_counts,
+    reviewer_for,
+    save_review,
+)
+
+router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
+
+Status = Literal["open", "reviewed", "dismissed", "all"]
+Sort = Literal["newest", "oldest", "lowest", "highest"]
+ExportFormat = Literal["pairs", "graded", "groups"]
+MAX_PAGE = 100_000
+CaseId = Path(..., ge=1, le=2**31 - 1, description="The case's id.")
+
+
+@router.get("", response_model=CaseList, operation_id="list_cases")
+def list_(state: StateDep, principal: ReviewDep, status: Status = "open",
+          reason: Optional[str] = Query(None, max_length=40), model: Optional[str] = Query(None, max_length=200),
+          since: Optional[date] = None, until: Optional[date] = None,
+          q: Optional[str] = Query(None, max_length=500, description="Text in the query or instruction, or a job id."),
+          sort: Sort = "newest", page: int = Query(1, ge=1, le=MAX_PAGE),
+          page_size: int = Query(25, ge=1, le=MAX_PAGE_SIZE)):
+    """Low-confidence cases, filtered, sorted and paginated (newest open cases first by default)."""
+    query = CaseQuery(status=None if status == "all" else status, reason=reason, model=model, since=since,
+                      until=until, text=q, sort=sort, page=page, page_size=page_size, owner=principal.owner_filter)
+    with session_scope(state.settings.database_url) as session:
+        cases, total = list_cases(session, query)
+        counts = review_counts(session, [c.id for c in cases])
+        items = [case_summary(c, counts.get(c.id, 0)) for c in cases]
+    return CaseList(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get("/export", operation_id="export_labels",
+            responses={200: {"content": {"application/x-ndjson": {}},
+                             "description": "One JSON object per line; see the README's Review loop section."}})
+def export(state: StateDep, principal: ReviewDep, format: ExportFormat = "pairs",
+           model: Optional[str] = Query(None, max_length=200)):
+    """Reviewed cases as JSONL training data: `pairs` (0/1 labels), `graded` (0-3) or `groups` ({query, pos, neg})."""
+    lines = iter_jsonl(state.settings.database_url, format, owner=principal.owner_filter, model=model)
+    return StreamingResponse(lines, media_type="application/x-ndjson",
+                             headers={"Content-Disposition": f'attachment; filename="labels-{format}.jsonl"'})
+
+
+@router.get("/{case_id}", response_model=CaseDetail, operation_id="get_case",
+            responses={404: {"description": "No such case."}})
+def read(state: StateDep, principal: ReviewDep, case_id: int = CaseId):
+    """One case: query, instruction, documents in model order with scores, and its reviews."""
+    with session_scope(state.settings.database_url) as session:
+        case = _case(session, case_id, principal.owner_filter)
+        return case_detail(case, case_reviews(session, case.id))
+
+
+@router.post("/{case_id}", response_model=CaseDetail, operation_id="review_case",
+             responses={404: {"description": "No such case."}, 422: {"description": "Invalid labels."}})
+def review(body: ReviewCreate, state: StateDep, principal: ReviewDep, case_id: int = CaseId):
+    """Save the caller's review of a case (again: replaces theirs); the case becomes reviewed or dismissed."""
+    reviewer, reviewer_name = reviewer_for(principal.key_id, principal.name, body.reviewer)
+    with session_scope(state.settings.database_url) as session:
+        case = _case(session, case_id, principal.owner_filter)
+        try:
+            labels = check_review(len(case.documents), body.labels, body.best_index, body.decision.value)
+        except ReviewInputError as error:
+            raise ApiError(422, "invalid_review", error.message, field=error.field, limit=error.limit) from error
+        save_review(session, case, reviewer=reviewer, reviewer_name=reviewer_name, labels=labels,
+                    best_index=body.best_index, note=body.note, decision=body.decision.value)
+        return case_detail(case, case_reviews(session, case.id))
+
+
+def _case(session, case_id: int, owner: Optional[str]):
+    case = get_case(session, case_id, owner)
+    if case is None:
+        raise ApiError(404, "not_found", f"case_id: no case {case_id}", field="case_id")
+    return case

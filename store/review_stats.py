@@ -1,0 +1,136 @@
+"""Figures for the dashboard's overview: scores, low-confidence rate, review backlog, jobs and latency.
+
+Every query is bounded by a time window and a row limit, so the page stays fast on a big store;
+bucketing happens here in Python to stay portable between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.review_schemas import CaseStatus
+from store.tables import Job, LowConfidenceCase, Review, Score
+
+WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
+           "30d": (timedelta(days=30), timedelta(days=1))}
+ROW_LIMIT = 50_000
+SCORE_SAMPLE = 20_000
+
+
+@dataclass
+class Overview:
+    buckets: list[datetime]
+    requests: list[int]
+    cases: list[int]
+    jobs: list[int]
+    latency_p50: list[Optional[float]]
+    latency_p95: list[Optional[float]]
+    backlog: list[int]  # open cases at the end of each bucket
+    closed: list[int]  # cases first reviewed or dismissed in each bucket
+    open_by_reason: list[tuple[str, int]]
+    status_counts: dict[str, int] = field(default_factory=dict)
+    p50: Optional[float] = None  # over the whole window
+    p95: Optional[float] = None
+
+    @property
+    def rate(self) -> list[Optional[float]]:
+        """Share of scored requests that were flagged, per bucket."""
+        return [c / r if r else None for c, r in zip(self.cases, self.requests)]
+
+
+def percentile(values: list[float], q: float) -> Optional[float]:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def window_buckets(window: str, now: Optional[datetime] = None) -> tuple[datetime, timedelta, list[datetime]]:
+    span, step = WINDOWS[window]
+    now = now or datetime.now(timezone.utc)
+    epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    end = epoch + ((now - epoch) // step + 1) * step
+    start = end - span
+    return start, step, [start + step * i for i in range(int(span / step))]
+
+
+def _owned(statement, owner: Optional[str], job_id_column):
+    return statement if owner is None else statement.join(Job, Job.id == job_id_column).where(Job.owner == owner)
+
+
+def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
+             now: Optional[datetime] = None) -> Overview:
+    start, step, buckets = window_buckets(window, now)
+    n = len(buckets)
+
+    def slot(moment: datetime) -> Optional[int]:
+        index = int((moment - start) // step)
+        return index if 0 <= index < n else None
+
+    requests, cases, jobs, closed = [0] * n, [0] * n, [0] * n, [0] * n
+    latencies: list[list[float]] = [[] for _ in range(n)]
+    job_columns = select(Job.created_at, Job.finished_at, Job.status, Job.n_requests)
+    job_rows = session.execute(_owned(job_columns, owner, Job.id).where(Job.created_at >= start).limit(ROW_LIMIT))
+    for created, finished, status, n_requests in job_rows:
+        i = slot(created)
+        if i is None:
+            continue
+        jobs[i] += 1
+        if status == "succeeded":
+            requests[i] += n_requests
+        if finished is not None:
+            latencies[i].append((finished - created).total_seconds())
+    for (created,) in session.execute(_owned(select(LowConfidenceCase.created_at), owner, LowConfidenceCase.job_id)
+                                      .where(LowConfidenceCase.created_at >= start).limit(ROW_LIMIT)):
+        i = slot(created)
+        if i is not None:
+            cases[i] += 1
+    first_review = _owned(select(func.min(Review.created_at).label("at")).join(
+        LowConfidenceCase, LowConfidenceCase.id == Review.case_id), owner, LowConfidenceCase.job_id
+    ).group_by(Review.case_id).subquery()
+    for (at,) in session.execute(select(first_review.c.at).where(first_review.c.at >= start).limit(ROW_LIMIT)):
+        i = slot(at.replace(tzinfo=at.tzinfo or timezone.utc))
+        if i is not None:
+            closed[i] += 1
+    opened_before = session.scalar(_owned(select(func.count()).select_from(LowConfidenceCase), owner,
+                                          LowConfidenceCase.job_id).where(LowConfidenceCase.created_at < start)) or 0
+    closed_before = session.scalar(select(func.count()).select_from(first_review).where(first_review.c.at < start)) or 0
+    backlog, level = [], opened_before - closed_before
+    for i in range(n):
+        level += cases[i] - closed[i]
+        backlog.append(max(level, 0))
+    by_reason = session.execute(_owned(select(LowConfidenceCase.reason, func.count()), owner, LowConfidenceCase.job_id)
+                                .where(LowConfidenceCase.status == CaseStatus.open.value)
+                                .group_by(LowConfidenceCase.reason))
+    by_status = session.execute(_owned(select(LowConfidenceCase.status, func.count()), owner, LowConfidenceCase.job_id)
+                                .group_by(LowConfidenceCase.status))
+    return Overview(
+        buckets=buckets, requests=requests, cases=cases, jobs=jobs,
+        latency_p50=[percentile(v, 50) for v in latencies], latency_p95=[percentile(v, 95) for v in latencies],
+        backlog=backlog, closed=closed, open_by_reason=[(r, c) for r, c in by_reason],
+        status_counts={s: c for s, c in by_status},
+        p50=percentile([v for bucket in latencies for v in bucket], 50),
+        p95=percentile([v for bucket in latencies for v in bucket], 95),
+    )
+
+
+def score_histogram(session: Session, owner: Optional[str] = None,
+                    bins: int = 20) -> tuple[list[tuple[float, float, int]], int]:
+    """Counts of the most recent scores over [0, 1] (or their own range when outside it), and how many."""
+    recent = _owned(select(Score.score), owner, Score.job_id).order_by(Score.id.desc()).limit(SCORE_SAMPLE)
+    values = list(session.scalars(recent))
+    if not values:
+        return [], 0
+    lo, hi = min(0.0, min(values)), max(1.0, max(values))
+    width = (hi - lo) / bins
+    counts = [0] * bins
+    for value in values:
+        counts[min(int((value - lo) / width), bins - 1)] += 1
+    return [(lo + width * i, lo + width * (i + 1), counts[i]) for i in range(bins)], len(values)

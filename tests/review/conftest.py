@@ -1,0 +1,61 @@
+"""A stack that flags every result (RERANKQ_LOW_TOP_SCORE above any probability), so each scored
+request becomes a review case, plus a second API process on it with access control on."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from core.redis_server import free_port
+from tests.conftest import make_stack
+from tests.support.stack import Stack, wait_job
+
+
+@pytest.fixture(scope="session")
+def review_stack(tmp_path_factory, tiny_qwen3) -> Stack:
+    stack = make_stack(tmp_path_factory.mktemp("review-stack"), tiny_qwen3, RERANKQ_LOW_TOP_SCORE="1.1",
+                       RERANKQ_SYNC_TIMEOUT_S="60", RERANKQ_SECRET_KEY="review-tests-secret")
+    try:
+        stack.start_worker("reviewer")
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_review_api(review_stack):
+    """(base URL, {name: key}) of an API process with auth on, over the same store."""
+    port = free_port()
+    api = review_stack.extra_api(port, RERANKQ_AUTH_ENABLED="true")
+    keys = {}
+    for name, scopes in (("rita", "review,read,submit"), ("sam", "submit,read"), ("ada", "admin"), ("rex", "review")):
+        done = review_stack.cli("keys", "create", "--name", name, "--scopes", scopes, "--tenant", "reviewers")
+        assert done.returncode == 0, done.stderr
+        keys[name] = done.stdout.strip().splitlines()[-1]
+    yield f"http://127.0.0.1:{port}", keys
+    api.stop()
+
+
+@pytest.fixture()
+def review_client(review_stack):
+    with review_stack.client() as client:
+        yield client
+
+
+def seed_cases(client: httpx.Client, requests: list[dict]) -> tuple[str, list[dict]]:
+    """Score `requests` as one job through the real queue; returns (tag, their cases in request order).
+    Every query gets a unique tag so a test finds exactly its own cases."""
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    body = {"requests": [{**r, "query": f"{r['query']} {tag}"} for r in requests]}
+    accepted = client.post("/v1/jobs", json=body)
+    assert accepted.status_code == 202, accepted.text
+    job = wait_job(client, accepted.json()["id"])
+    assert job["status"] == "succeeded", job
+    listed = client.get("/v1/reviews", params={"q": tag, "status": "all", "sort": "oldest"})
+    assert listed.status_code == 200, listed.text
+    cases = sorted(listed.json()["items"], key=lambda c: c["request_idx"])
+    assert len(cases) == len(requests), listed.json()
+    return tag, cases
