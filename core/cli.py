@@ -176,3 +176,31 @@ def settings_(
         return
     for name, value, description in settings_rows(Settings()):
         typer.echo(f"{name}={value}\t# {description}")
+
+
+@app.command()
+def bench(
+    model: Optional[Path] = typer.Option(None, help="A local model directory to bench (default: a generated "
+                                         "Qwen3-shaped model with the real 151,669-token vocabulary)."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny workloads (and a smaller generated model): a smoke run."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Where to write the figures "
+                                             "(default: bench-results/bench-<timestamp>.json)."),
+    cache_dir: Path = typer.Option(Path("~/.cache/rerankq/bench"), help="Where the generated model is kept."),
+    max_length: int = typer.Option(512, help="Token budget per pair for this run (RERANKQ_MAX_LENGTH)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    workloads: str = typer.Option("small,bulk,mixed,long,idle", help="Comma-separated subset to run."),
+    naive_sample: Optional[int] = typer.Option(None, help="Pairs per workload for the naive baseline."),
+    no_system: bool = typer.Option(False, "--no-system", help="Only direct and naive (no Redis, worker, API)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the system's data dir and logs."),
+) -> None:
+    """Measure pairs/s and latency: direct (in-process limit), system (HTTP, Redis, worker, store) and naive."""
+    from core.bench.runner import ALL_WORKLOADS, BenchOptions, main
+
+    chosen = tuple(w.strip() for w in workloads.split(",") if w.strip())
+    unknown = [w for w in chosen if w not in ALL_WORKLOADS]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"{unknown or workloads!r}: choose from {', '.join(ALL_WORKLOADS)}",
+                                 param_hint="--workloads")
+    main(BenchOptions(model=model, quick=quick, json_path=json_path, cache_dir=cache_dir.expanduser(),
+                      max_length=max_length, device=device, workloads=chosen, naive_sample=naive_sample,
+                      system=not no_system, keep=keep))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     seq_cls_activation: Literal["sigmoid", "identity"] = Field(
         "sigmoid", description="seq-cls backend: sigmoid of the single logit, or the raw logit."
     )
+    prefix_reuse: bool = Field(
+        True, description="qwen3 backend: run the prompt head shared by one query's pairs (system prompt, "
+        "instruction, query) once per batch and only the documents per pair; same scores, less compute.",
+    )
+    long_document_mode: Literal["truncate", "chunk"] = Field(
+        "truncate", description="qwen3 backend: truncate a long document as the model card does, or score it as "
+        "consecutive token windows (max_tokens_per_doc tokens, else what fits max_length) and keep the best.",
+    )
+    long_document_max_windows: int = Field(
+        16, ge=1, description="chunk mode: windows scored per document; the text after them is ignored."
+    )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="API: comma-separated model names accepted even while no worker serves them (the default "
@@ -54,6 +65,10 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(16384, ge=16, description="Padded tokens per forward pass (pairs x longest).")
     max_batch_pairs: int = Field(64, ge=1, description="Pairs per forward pass.")
     max_batch_wait_ms: float = Field(5.0, ge=0, description="Longest wait for more pairs when the batcher is idle.")
+    batch_overhead_tokens: Optional[int] = Field(
+        None, ge=0, description="What one more forward pass costs, in tokens: a batch is cut where growing it "
+        "would add more padding than this. Empty: 32 on CPU, 1024 on CUDA (where small batches waste the GPU).",
+    )
     chunk_pairs: int = Field(256, ge=1, description="Pairs per queue message (job chunk).")
     interactive_max_pairs: int = Field(
         1000, ge=1, description="Jobs with at most this many pairs go to the interactive queue."

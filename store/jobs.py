@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Optional, Sequence
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.schemas import (
+    CallbackView,
     DocumentObject,
     JobStatus,
     JobView,
@@ -70,6 +70,7 @@ def create_job(
         owner=owner,
         idempotency_key=idempotency_key,
         callback_url=callback_url,
+        callback_status="pending" if callback_url else None,
     )
     session.add(job)
     session.flush()
@@ -98,10 +99,6 @@ def find_by_idempotency_key(session: Session, owner: Optional[str], key: str) ->
     query = select(Job).where(Job.idempotency_key == key)
     query = query.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
     return session.scalars(query).first()
-
-
-def is_duplicate_key_error(error: IntegrityError) -> bool:
-    return "idempotency" in str(error.orig).lower() or "uq_jobs_owner" in str(error.orig).lower()
 
 
 def mark_published(session: Session, job_id: str) -> None:
@@ -145,7 +142,16 @@ def job_view(session: Session, job: Job) -> JobView:
         finished_at=job.finished_at,
         results=results,
         error=job.error if status in (JobStatus.failed, JobStatus.cancelled) else None,
+        callback=callback_view(job),
     )
+
+
+def callback_view(job: Job) -> Optional[CallbackView]:
+    if not job.callback_url:
+        return None
+    return CallbackView(url=job.callback_url, status=job.callback_status or "pending",
+                        attempts=job.callback_attempts or 0, last_error=job.callback_last_error,
+                        delivered_at=job.callback_delivered_at)
 
 
 def request_results(session: Session, job: Job) -> list[RerankResponse]:
@@ -169,7 +175,8 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
         )
         for s in ranked
     ]
-    first = scores[0] if scores else None
+    # A degraded (fallback) score anywhere marks the whole ranking and names the fallback model.
+    first = next((s for s in scores if s.degraded), scores[0]) if scores else None
     meta = RerankMeta(
         model=first.model if first else job.model,
         model_revision=first.model_revision if first else "",

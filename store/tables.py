@@ -1,4 +1,4 @@
-"""SQL tables: jobs, their requests and chunks, scores, and low-confidence cases.
+"""SQL tables: jobs, their requests and chunks, scores, low-confidence cases and their reviews.
 
 Idempotency lives in the unique keys: a chunk is (job_id, chunk_idx), a score is
 (job_id, request_idx, doc_index), a case is (job_id, request_idx). A redelivered
@@ -54,6 +54,11 @@ class Job(Base):
     owner: Mapped[Optional[str]] = mapped_column(String(64), index=True, nullable=True)
     idempotency_key: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
     callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # Webhook delivery: pending | delivered | failed (None without callback_url).
+    callback_status: Mapped[Optional[str]] = mapped_column(String(16), index=True, nullable=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callback_last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    callback_delivered_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     published_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
@@ -144,6 +149,25 @@ class LowConfidenceCase(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_cases_job_request"),)
+
+
+class Review(Base):
+    """One reviewer's judgement of one case; a reviewer submitting again updates it (unique pair)."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("low_confidence_cases.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))  # the API key id (or a name when access control is off)
+    reviewer_name: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"<doc_index>": grade 0..3}
+    best_index: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    decision: Mapped[str] = mapped_column(String(16))  # reviewed | dismissed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("case_id", "reviewer", name="uq_reviews_case_reviewer"),)
 
 
 Index("ix_job_requests_job", JobRequest.job_id)

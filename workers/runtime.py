@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Optional
+from typing import Callable, Optional
 
 import redis
 from celery import Celery
@@ -20,11 +20,12 @@ from models.base import ScoringBackend
 from store.db import session_scope
 from store.jobs import chunk_plans, mark_published, unpublished_jobs
 from store.tables import utcnow
-from workers.batcher import Batcher, BatchStats
+from workers.batcher import Batcher, BatchStats, overhead_tokens_for
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
 from workers.queue import publish_chunks
+from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class WorkerRuntime:
             "pairs": totals.pairs,
             "real_tokens": totals.real_tokens,
             "padded_tokens": totals.padded_tokens,
+            "queue_wait_s": round(totals.queue_wait_s, 6),
+            "waits": totals.waits,
+            "waited_s": round(totals.waited_s, 6),
             "started_at": self.started_at,
         }
 
@@ -75,10 +79,11 @@ class WorkerRuntime:
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval_s):
-            try:
-                self.sweep_unpublished()
-            except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad minute
-                log.warning("sweep failed: %s", error)
+            for sweep in (self.sweep_unpublished, lambda: sweep_callbacks(self)):
+                try:
+                    sweep()
+                except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad minute
+                    log.warning("sweep failed: %s", error)
 
     def sweep_unpublished(self) -> int:
         """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
@@ -104,15 +109,18 @@ def get_runtime() -> WorkerRuntime:
     return _runtime
 
 
-def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Optional[str] = None) -> WorkerRuntime:
-    """Load and warm the model, then start the batcher and heartbeat (readiness means warm)."""
+def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Optional[str] = None, *,
+                  load: Optional[Callable[[Settings], ScoringBackend]] = None,
+                  runtime_cls: type[WorkerRuntime] = WorkerRuntime) -> WorkerRuntime:
+    """Load and warm the model, then start the batcher and heartbeat (readiness means warm).
+    `load` and `runtime_cls` let the degraded-fallback worker (workers/fallback.py) reuse this."""
     global _runtime
     from models.loading import load_backend
 
     started = time.monotonic()
-    backend = with_faults(load_backend(settings), settings)
+    backend = with_faults((load or load_backend)(settings), settings)
     backend.score([_warmup_pair()])
-    log.info("model %s loaded and warmed in %.1fs on %s/%s", settings.model, time.monotonic() - started,
+    log.info("model %s loaded and warmed in %.1fs on %s/%s", backend.info.name, time.monotonic() - started,
              backend.info.device, backend.info.dtype)
     batcher = Batcher(
         backend.score_encoded,
@@ -121,8 +129,10 @@ def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Opti
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
         step_timeout_s=settings.step_timeout_s,
         on_batch=on_batch,
+        share_prefix=getattr(backend, "shares_prefix", False),
+        overhead_tokens=overhead_tokens_for(settings.batch_overhead_tokens, backend.info.device),
     )
-    runtime = WorkerRuntime(
+    runtime = runtime_cls(
         settings=settings,
         app=app,
         backend=backend,

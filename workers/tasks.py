@@ -19,11 +19,17 @@ from sqlalchemy.exc import OperationalError
 
 from core.redis_keys import cancelled_key, done_key
 from models.base import Pair
+from models.long_documents import max_per_document, split_documents
 from store.db import session_scope
 from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
-from workers.queue import INTERACTIVE, TASK_SCORE_CHUNK
+from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
+                             observe_queue_wait)
+from workers.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from workers.fallback import hand_over, is_fallback
 from workers.runtime import WorkerRuntime, get_runtime
+from workers.score_cache import score_with_cache
+from workers.webhooks import deliver_later
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +49,7 @@ def register(app: Celery) -> Task:
     @app.task(name=TASK_SCORE_CHUNK, bind=True, acks_late=True, max_retries=None)
     def score_chunk(self: Task, job_id: str, chunk_idx: int) -> None:
         runtime = get_runtime()
+        observe_queue_wait(getattr(self.request, PUBLISHED_AT, None))
         lane = (self.request.delivery_info or {}).get("routing_key", "")
         try:
             run_chunk(runtime, job_id, chunk_idx, priority=0 if lane.endswith(INTERACTIVE) else 1)
@@ -65,6 +72,7 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
     try:
         work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts))
     except OperationalError as error:
+        count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
     if work is None:
         notify_if_finished(runtime, job_id)
@@ -75,17 +83,14 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         log.info("job %s cancelled; chunk %d dropped", job_id, chunk_idx)
         return
     except (ChunkDeadline, Exception) as error:  # noqa: BLE001 - every model failure is bounded below
+        count_failure(DEADLINE if isinstance(error, ChunkDeadline) else MODEL_ERROR)
         _handle_failure(runtime, work, error)
         return
-    meta = ScoreMeta(
-        model=work.model,
-        model_revision=runtime.backend.info.revision,
-        score_type=runtime.backend.info.score_type,
-        instruction=work.instruction if work.instruction is not None else runtime.backend.default_instruction(),
-    )
+    meta = score_meta(runtime, work)
     try:
         finished = with_db_retry(lambda: _save(url, work, scores, meta, runtime))
     except OperationalError as error:
+        count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
     if finished:
         notify(runtime, job_id)
@@ -97,16 +102,41 @@ def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int):
 
 
 def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime) -> bool:
+    checked: list[list[str]] = []  # reasons per request the rules looked at, counted once committed
+
+    def rule(values):
+        reasons = runtime.rules.reasons(values)
+        checked.append(reasons)
+        return reasons
+
     with session_scope(url) as session:
-        return save_scores(session, work, scores, meta, runtime.rules.reasons)
+        finished = save_scores(session, work, scores, meta, rule)
+    count_flagged(checked)
+    return finished
+
+
+def score_meta(runtime: WorkerRuntime, work: ChunkWork) -> ScoreMeta:
+    """What is stored with the scores; a fallback worker's are degraded and carry its own model."""
+    info, degraded = runtime.backend.info, is_fallback(runtime)
+    instruction = work.instruction if work.instruction is not None else runtime.backend.default_instruction()
+    return ScoreMeta(model=info.name if degraded else work.model, model_revision=info.revision,
+                     score_type=info.score_type, instruction=None if degraded else instruction, degraded=degraded)
 
 
 def score_work(runtime: WorkerRuntime, work: ChunkWork, priority: int) -> list[float]:
-    """Tokenize here, score in the batcher thread, wait no longer than the chunk deadline."""
+    """Cached pairs come from the score cache (when on); the rest are tokenized here, scored in
+    the batcher thread, and waited for no longer than the chunk deadline."""
     pairs = [Pair(work.query, doc, work.instruction, work.max_tokens_per_doc) for doc in work.documents]
-    encoded = runtime.backend.encode(pairs)
+    return score_with_cache(runtime, pairs, lambda todo: _score_pairs(runtime, work, todo, priority))
+
+
+def _score_pairs(runtime: WorkerRuntime, work: ChunkWork, pairs: list[Pair], priority: int) -> list[float]:
+    """In chunk mode a long document is several window pairs; it keeps its best window's score."""
+    windows, owners = split_documents(runtime.backend, pairs)
+    encoded = runtime.backend.encode(windows)
     future = runtime.batcher.submit(encoded, priority=priority)
-    return wait_for(future, runtime, work.job_id, runtime.settings.chunk_deadline_s)
+    scores = wait_for(future, runtime, work.job_id, runtime.settings.chunk_deadline_s)
+    return max_per_document(scores, owners, len(pairs))
 
 
 def wait_for(future: Future, runtime: WorkerRuntime, job_id: str, deadline_s: float) -> list[float]:
@@ -134,6 +164,9 @@ def _handle_failure(runtime: WorkerRuntime, work: ChunkWork, error: Exception) -
         with_db_retry(lambda: _record(url, work, message))
         raise RetryChunk(error, countdown=1.0)
     log.error("chunk %s:%d failed after %d attempts: %s", work.job_id, work.chunk_idx, work.attempt, message)
+    if hand_over(runtime, work, message):  # degraded fallback, when enabled and a fallback worker is live
+        return
+    count_failure(ATTEMPTS_EXHAUSTED)
     with_db_retry(lambda: _fail(url, work, message))
     notify(runtime, work.job_id)
 
@@ -171,6 +204,7 @@ def notify(runtime: WorkerRuntime, job_id: str) -> None:
     pipe.rpush(key, "done")
     pipe.expire(key, 300)
     pipe.execute()
+    deliver_later(runtime, job_id)  # the job's webhook, if it has one
 
 
 def notify_if_finished(runtime: WorkerRuntime, job_id: str) -> None:

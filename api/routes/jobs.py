@@ -9,9 +9,11 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from api.auth import ReadDep, SubmitDep
+from api.callbacks import check_callback_url
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
+from api.served_models import accepted_names
 from api.submit import submit
 from core.redis_keys import cancelled_key, done_key
 from core.schemas import JobAccepted, JobCreate, JobView
@@ -29,9 +31,11 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
     """Queue a job of one or more rerank requests; poll GET /v1/jobs/{id} for results."""
     settings = state.settings
     check_requests(body.requests, settings)
+    check_callback_url(body.callback_url, settings)
     models = {r.model or settings.served_model for r in body.requests}
+    served = accepted_names(settings, state.redis, [r.model for r in body.requests])
     for index, request in enumerate(body.requests):
-        check_model(request, [settings.served_model], prefix=f"requests.{index}.")
+        check_model(request, served, prefix=f"requests.{index}.")
     if len(models) > 1:
         raise ApiError(422, "mixed_models", "requests: all requests of one job must use the same model",
                        field="requests")

@@ -1,0 +1,22 @@
+"""Submit-time check of a job's callback_url: only allow-listed http(s) hosts may receive webhooks.
+
+The worker checks again before each delivery (the allow-list may have changed since)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from api.errors import ApiError
+from core.settings import Settings
+from core.webhooks import callback_url_problem, parse_allowed_hosts
+
+
+def check_callback_url(url: Optional[str], settings: Settings) -> None:
+    if url is None:
+        return
+    problem = callback_url_problem(url, settings.webhook_allowed_hosts)
+    if problem is None and not settings.webhook_secret:
+        problem = "webhooks are disabled on this service (RERANKQ_WEBHOOK_SECRET is empty)"
+    if problem:
+        raise ApiError(422, "invalid_callback_url", f"callback_url: {problem}", field="callback_url",
+                       limit=parse_allowed_hosts(settings.webhook_allowed_hosts))
