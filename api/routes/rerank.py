@@ -62,7 +62,7 @@ async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining < 0.01:  # BLPOP rounds tiny timeouts to 0, which would block forever
             return False
         try:
             if await state.aioredis.blpop([done_key(job_id)], timeout=min(remaining, 5.0)):
