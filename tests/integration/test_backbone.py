@@ -85,3 +85,24 @@ def test_health_and_readiness(client):
     assert ready.status_code == 200 and ready.json()["workers"] >= 1
     assert client.get("/docs").status_code == 200
     assert "/v1/rerank" in client.get("/openapi.json").json()["paths"]
+
+
+def test_cancel_a_queued_job(stack):
+    """No worker serves this API's model, so the job waits in the queue until it is cancelled."""
+    import httpx
+
+    from core.redis_server import free_port
+
+    port = free_port()
+    api = stack.extra_api(port, RERANKQ_MODEL="model-nobody-serves")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as other:
+            job_id = other.post("/v1/jobs", json={"requests": [{"query": "q", "documents": ["a"]}]}).json()["id"]
+            assert other.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+            cancelled = other.delete(f"/v1/jobs/{job_id}")
+            assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+            view = other.get(f"/v1/jobs/{job_id}").json()
+            assert view["status"] == "cancelled" and view["finished_at"] and view["results"] is None
+            assert stack.redis.client().exists(f"rerankq:cancelled:{job_id}")
+    finally:
+        api.stop()

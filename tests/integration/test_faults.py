@@ -278,3 +278,17 @@ def test_load_two_workers_lose_nothing_and_duplicate_nothing(fault_stack):
     assert report.accepted > 0
     assert report.lost == 0 and report.duplicated == 0 and report.failed == 0
     assert report.completed == report.accepted
+
+
+def test_cancelling_a_running_job_stops_its_work(fault_stack):
+    stack = fault_stack()
+    stack.start_worker("busy", RERANKQ_FAULT_STEP_DELAY_S="0.5", RERANKQ_MAX_BATCH_PAIRS="2")
+    stack.start_api()
+    with stack.client() as client:
+        (job_id,) = submit_all(client, jobs_payload(1, 40, tag="c"))
+        wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["progress"]["done"] > 0, 30, "first scores")
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+        wait_until(lambda: broker_drained(stack), 60, "the cancelled job's messages to be dropped")
+        view = client.get(f"/v1/jobs/{job_id}").json()
+    assert view["status"] == "cancelled"
+    assert view["progress"]["done"] < 40, "every pair was scored although the job was cancelled"
