@@ -40,6 +40,8 @@ def check_requests(requests: Sequence[RerankRequest], settings: Settings) -> Non
 
 
 def check_model(request: RerankRequest, served: Sequence[str], prefix: str = "") -> None:
+    """`served`: configured models plus those of live workers (api.served_models.accepted_names)."""
     if request.model is not None and request.model not in served:
         raise ApiError(400, "unknown_model", f"{prefix}model: '{request.model}' is not served here; "
-                       f"served models: {', '.join(served)}", field=f"{prefix}model", limit=list(served))
+                       f"served models: {', '.join(served)} (GET /v1/models)", field=f"{prefix}model",
+                       limit=list(served))

@@ -8,12 +8,13 @@ from typing import Optional
 import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from prometheus_client import make_asgi_app
 
+from api import metrics
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import health, jobs, rerank
+from api.dashboard import install_dashboard
+from api.routes import health, jobs, models, reviews, rerank
 from core.settings import Settings, get_settings
 from workers.queue import make_celery
 
@@ -42,7 +43,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (rerank, jobs, health):
+    app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
+    for module in (rerank, jobs, health, models, metrics, reviews):
         app.include_router(module.router)
-    app.mount("/metrics", make_asgi_app())
+    install_dashboard(app, settings)
     return app

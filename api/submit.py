@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import AppState
 from api.errors import ApiError
+from api.metrics import record_submission
 from core.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published
@@ -78,6 +79,7 @@ def submit(
             mark_published(session, job_id)
     except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
         log.warning("publishing job %s failed (%s); the sweeper will publish it", job_id, error)
+    record_submission(kind, model, requests)
     return job_id, "queued", True
 
 

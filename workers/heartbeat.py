@@ -23,6 +23,7 @@ class Heartbeat:
         self._interval_s = interval_s
         self._payload = payload
         self._stop = threading.Event()
+        self.last_beat = 0.0  # unix time of the last successful write (exported as a metric)
         self._thread = threading.Thread(target=self._loop, name="rerankq-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -41,6 +42,7 @@ class Heartbeat:
         body = {**self._payload(), "pid": os.getpid(), "ts": time.time()}
         ttl_ms = int(self._interval_s * 3000)
         self._client.set(self._key, json.dumps(body), px=max(ttl_ms, 1000))
+        self.last_beat = body["ts"]
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api import served_models
 from api.deps import StateDep
-from core.redis_keys import WORKER_PATTERN
 from store.db import get_engine
 
 router = APIRouter(tags=["health"])
@@ -22,12 +20,7 @@ def healthz() -> dict:
 
 
 def live_workers(state) -> list[dict]:
-    workers = []
-    for key in state.redis.scan_iter(match=WORKER_PATTERN, count=100):
-        raw = state.redis.get(key)
-        if raw:
-            workers.append(json.loads(raw))
-    return workers
+    return served_models.live_workers(state.redis)
 
 
 @router.get("/readyz", operation_id="readyz")

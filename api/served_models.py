@@ -1,0 +1,85 @@
+"""Which models this deployment serves: the configured names plus whatever live workers announce.
+
+Each worker serves one model and says which in its heartbeat; the API routes a request to that
+model's queues. Configured names (RERANKQ_MODEL_NAME, RERANKQ_MODELS) are accepted even while
+no worker runs: their jobs wait, durably queued, for one to start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import redis
+
+from core.redis_keys import WORKER_PATTERN
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    id: str
+    workers: int  # live workers with the model loaded and warm
+    default: bool  # used when a request names no model
+    revision: Optional[str] = None  # what most of its workers run (rolling upgrades may mix)
+    backend: Optional[str] = None
+    score_type: Optional[str] = None
+
+    @property
+    def ready(self) -> bool:
+        return self.workers > 0
+
+
+def live_workers(client: redis.Redis) -> list[dict]:
+    """Heartbeats present now; a key expires after about three missed beats."""
+    workers = []
+    for key in client.scan_iter(match=WORKER_PATTERN, count=100):
+        raw = client.get(key)
+        if not raw:
+            continue
+        try:
+            workers.append(json.loads(raw))
+        except ValueError:
+            continue
+    return workers
+
+
+def ready_models(workers: Iterable[dict]) -> dict[str, list[dict]]:
+    by_model: dict[str, list[dict]] = {}
+    for worker in workers:
+        if worker.get("ready") and worker.get("model"):
+            by_model.setdefault(worker["model"], []).append(worker)
+    return by_model
+
+
+def _most_common(workers: list[dict], key: str) -> Optional[str]:
+    values = Counter(w.get(key) for w in workers if w.get(key))
+    return values.most_common(1)[0][0] if values else None
+
+
+def served_models(settings: Settings, workers: Iterable[dict]) -> list[ServedModel]:
+    """Configured models first (the default one leading), then models only live workers know."""
+    by_model = ready_models(workers)
+    names = list(dict.fromkeys([*settings.accepted_models, *sorted(by_model)]))
+    return [
+        ServedModel(id=name, workers=len(by_model.get(name, [])), default=name == settings.served_model,
+                    revision=_most_common(by_model.get(name, []), "model_revision"),
+                    backend=_most_common(by_model.get(name, []), "backend"),
+                    score_type=_most_common(by_model.get(name, []), "score_type"))
+        for name in names
+    ]
+
+
+def accepted_names(settings: Settings, client: redis.Redis, wanted: Iterable[Optional[str]]) -> list[str]:
+    """Model names a request may use. Redis is asked only when a request names a model that is
+    not configured, so the common path costs nothing."""
+    names = settings.accepted_models
+    if all(model is None or model in names for model in wanted):
+        return names
+    try:
+        workers = live_workers(client)
+    except redis.RedisError:
+        return names
+    return [model.id for model in served_models(settings, workers)]
