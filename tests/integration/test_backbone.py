@@ -7,7 +7,7 @@ import concurrent.futures
 import pytest
 
 from tests.support.model_card_reference import reference_scores
-from tests.support.stack import wait_job
+from tests.support.stack import wait_job, wait_until
 
 QUERY = "What is the capital of China?"
 DOCS = ["The capital of China is Beijing.", "Gravity is a force.", "北京是中国的首都。", ""]
@@ -56,18 +56,28 @@ def test_async_job_with_many_queries_and_custom_instruction(client, tiny_qwen3):
     assert second["meta"]["instruction"] == "Judge literary facts"
 
 
-def test_concurrent_small_jobs_share_batches(client, stack):
-    before = stack.heartbeats()["shared"]["batches"]
-    jobs = 12
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        submitted = list(pool.map(lambda i: client.post("/v1/jobs", json={"requests": [
-            {"query": f"query {i}", "documents": [f"doc {i} {j}" for j in range(3)]}]}).json()["id"], range(jobs)))
-    for job_id in submitted:
-        assert wait_job(client, job_id)["status"] == "succeeded"
-    import time
-    time.sleep(1.2)  # two heartbeats
-    batches = stack.heartbeats()["shared"]["batches"] - before
-    assert 0 < batches < jobs, f"{jobs} jobs took {batches} forward passes"
+def test_concurrent_small_jobs_share_batches(tmp_path, tiny_qwen3):
+    """A slow model (0.3 s a forward pass) lets pairs of other jobs pile up meanwhile: the model
+    must then see them together, in fewer forward passes than there are jobs."""
+    from tests.conftest import make_stack
+
+    stack = make_stack(tmp_path / "batching", tiny_qwen3, RERANKQ_FAULT_STEP_DELAY_S="0.3")
+    try:
+        stack.start_worker("batching")
+        stack.start_api()
+        before = stack.heartbeats()["batching"]["batches"]
+        jobs = 12
+        with stack.client() as client, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            submitted = list(pool.map(lambda i: client.post("/v1/jobs", json={"requests": [
+                {"query": f"query {i}", "documents": [f"doc {i} {j}" for j in range(3)]}]}).json()["id"], range(jobs)))
+            for job_id in submitted:
+                assert wait_job(client, job_id)["status"] == "succeeded"
+        wait_until(lambda: stack.heartbeats()["batching"]["pairs"] >= jobs * 3, 10, "a heartbeat after the jobs")
+        batches = stack.heartbeats()["batching"]["batches"] - before
+        print(f"\n{jobs} jobs of 3 documents took {batches} forward passes")
+        assert 0 < batches < jobs, f"{jobs} jobs took {batches} forward passes"
+    finally:
+        stack.stop()
 
 
 def test_cancel_unknown_and_finished_jobs(client):
