@@ -5,36 +5,10 @@
         ranked = client.rerank("capital of France?", ["Paris is in France.", "Berlin is in Germany."])
 """
 
-from client import (
-    AsyncRerankClient,
-    InvalidRequest,
-    JobCancelled,
-    JobFailed,
-    JobTimeout,
-    NotFound,
-    Overloaded,
-    RerankClient,
-    RerankError,
-    ServiceUnavailable,
-    Unauthorized,
-)
+import client
+from client import *  # noqa: F401,F403 - the SDK's clients and errors are this package's API
 from core.schemas import JobAccepted, JobView, RerankResponse
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AsyncRerankClient",
-    "InvalidRequest",
-    "JobAccepted",
-    "JobCancelled",
-    "JobFailed",
-    "JobTimeout",
-    "JobView",
-    "NotFound",
-    "Overloaded",
-    "RerankClient",
-    "RerankError",
-    "RerankResponse",
-    "ServiceUnavailable",
-    "Unauthorized",
-]
+__all__ = [*client.__all__, "JobAccepted", "JobView", "RerankResponse"]
