@@ -19,13 +19,15 @@ from core.settings import Settings
 from store.migrate import upgrade
 
 
-def _child(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+def spawn_service(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    """`python -m rerankq <args>` in its own session, output to `log_path` (also used by `rerankq bench`)."""
     log = open(log_path, "ab")
     return subprocess.Popen([sys.executable, "-m", "rerankq", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:
+    """Signal, wait, and kill if it does not end in time."""
     if process.poll() is not None:
         return
     process.send_signal(sig)
@@ -51,8 +53,8 @@ def run_local_stack(settings: Settings) -> int:
                "RERANKQ_REDIS_URL": settings.redis_url, "RERANKQ_MODEL": settings.model,
                "RERANKQ_HOST": settings.host, "RERANKQ_PORT": str(settings.port),
                "RERANKQ_AUTH_ENABLED": str(settings.auth_enabled).lower()}
-        worker = _child(["worker"], env, data_dir / "worker.log")
-        api = _child(["api"], env, data_dir / "api.log")
+        worker = spawn_service(["worker"], env, data_dir / "worker.log")
+        api = spawn_service(["api"], env, data_dir / "api.log")
         children += [worker, api]
         print(f"rerankq: worker loading {settings.model} (log: {data_dir / 'worker.log'})", flush=True)
         print(f"rerankq: API on http://{settings.host}:{settings.port}  (docs: /docs, ready: /readyz; "
@@ -63,7 +65,7 @@ def run_local_stack(settings: Settings) -> int:
     finally:
         print("rerankq: stopping", flush=True)
         for process in reversed(children):
-            _stop(process)
+            stop_process(process)
 
 
 def _announce_access(settings: Settings) -> None:

@@ -65,9 +65,12 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(16384, ge=16, description="Padded tokens per forward pass (pairs x longest).")
     max_batch_pairs: int = Field(64, ge=1, description="Pairs per forward pass.")
     max_batch_wait_ms: float = Field(5.0, ge=0, description="Longest wait for more pairs when the batcher is idle.")
+    torch_threads: int = Field(
+        0, ge=0, description="CPU threads the model uses (0: one per core). Only the batcher thread runs it.",
+    )
     batch_overhead_tokens: Optional[int] = Field(
         None, ge=0, description="What one more forward pass costs, in tokens: a batch is cut where growing it "
-        "would add more padding than this. Empty: 32 on CPU, 1024 on CUDA (where small batches waste the GPU).",
+        "would add more padding than this. Empty: 64 on CPU, 1024 on CUDA (where small batches waste the GPU).",
     )
     chunk_pairs: int = Field(256, ge=1, description="Pairs per queue message (job chunk).")
     interactive_max_pairs: int = Field(

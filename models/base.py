@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence
+from typing import Hashable, Optional, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,14 @@ class Encoded:
 
     `prefix_len` counts leading tokens shared by every pair with the same query and
     instruction (used by shared-prefix reuse); 0 when the backend does not share.
+    `prefix_key` is equal for exactly the pairs whose first `prefix_len` ids are equal
+    (None: shares nothing); the batcher groups by it, the model runs each prefix once.
     """
 
     input_ids: list[int]
     token_type_ids: Optional[list[int]] = None
     prefix_len: int = 0
+    prefix_key: Optional[Hashable] = None
     extra: dict = field(default_factory=dict)
 
     @property

@@ -69,7 +69,7 @@ def load_backend(settings: "Settings") -> ScoringBackend:
     config = _hub_call(settings, "config", lambda: _auto("AutoConfig").from_pretrained(**_source(settings)))
     backend = choose_backend(config, settings.model_backend)
     tokenizer = _hub_call(settings, "tokenizer", lambda: _load_tokenizer(settings, backend))
-    model = _hub_call(settings, "weights", lambda: _load_model(settings, backend, dtype))
+    model = _hub_call(settings, "weights", lambda: _load_model(settings, backend, dtype, device))
     common = dict(
         max_length=settings.max_length, name=settings.model, revision=model_revision(settings, config),
         device=device, dtype=str(dtype).removeprefix("torch."),
@@ -86,7 +86,9 @@ def _make_backend(
     if backend == "qwen3":
         from models.qwen3 import Qwen3Reranker
 
-        return Qwen3Reranker(tokenizer, model, **common)
+        return Qwen3Reranker(tokenizer, model, prefix_reuse=settings.prefix_reuse,
+                             long_document_mode=settings.long_document_mode,
+                             max_windows=settings.long_document_max_windows, **common)
     from models.seq_cls import SequenceClassificationReranker
 
     return SequenceClassificationReranker(tokenizer, model, activation=settings.seq_cls_activation, **common)
@@ -127,17 +129,31 @@ def _load_tokenizer(settings: "Settings", backend: str) -> Any:
     return _auto("AutoTokenizer").from_pretrained(**_source(settings), **padding)
 
 
-def _load_model(settings: "Settings", backend: str, dtype: Any) -> Any:
-    """Weights in `dtype` with SDPA attention where the architecture has it.
+def attention_implementation(device: str, dtype: Any) -> str:
+    """flash_attention_2 for half precision on CUDA when the flash_attn package is installed,
+    else PyTorch SDPA (which picks its own fused kernel on CUDA)."""
+    import importlib.util
+
+    import torch
+
+    half = dtype in (torch.float16, torch.bfloat16)
+    if device.startswith("cuda") and half and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _load_model(settings: "Settings", backend: str, dtype: Any, device: str = "cpu") -> Any:
+    """Weights in `dtype` with flash-attention or SDPA where the architecture has it.
 
     Missing weights are an error, not a warning: a causal checkpoint loaded as a classifier (or
     the reverse) would otherwise score with a freshly initialised head."""
     cls = _auto("AutoModelForCausalLM" if backend == "qwen3" else "AutoModelForSequenceClassification")
     kwargs = dict(_source(settings), dtype=dtype, output_loading_info=True)
+    attention = attention_implementation(device, dtype)
     try:
-        model, info = cls.from_pretrained(**kwargs, attn_implementation="sdpa")
-    except ValueError as exc:
-        if "sdpa" not in str(exc) and "scaled_dot_product" not in str(exc):
+        model, info = cls.from_pretrained(**kwargs, attn_implementation=attention)
+    except (ValueError, ImportError) as exc:
+        if attention not in str(exc) and "scaled_dot_product" not in str(exc) and "flash" not in str(exc):
             raise
         model, info = cls.from_pretrained(**kwargs)
     if info.get("missing_keys"):

@@ -6,6 +6,11 @@ then wrapped in the separately tokenized prefix and suffix, left-padded, and sco
 softmax([logit_no, logit_yes])[1] at the last position. Only the two lm_head rows are multiplied,
 so a long batch never materialises batch x length x vocabulary logits.
 
+With `prefix_reuse` (the default) a batch whose pairs share a query runs the shared prompt head
+once and only the documents per pair (models/prefix_cache.py), with the same scores up to float
+rounding. With `long_document_mode="chunk"` a document longer than its window is scored as
+consecutive token windows and keeps the best window's score (models/long_documents.py).
+
 torch is imported inside the functions that need it, so the prompt constants stay importable
 from processes that never load a model.
 """
@@ -13,9 +18,11 @@ from processes that never load a model.
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
+from models import prefix_cache
 from models.base import Encoded, ModelInfo, Pair, ScoringBackend
+from models.long_documents import document_windows, max_per_document
 
 PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and "
@@ -26,6 +33,8 @@ TEMPLATE = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
 SCORE_TYPE = "qwen3-p-yes: softmax([logit_no, logit_yes])[1] at the last token, model-card prompt"
+CHUNKED_SCORE_TYPE = SCORE_TYPE + "; long documents: max over token windows"
+LongDocumentMode = Literal["truncate", "chunk"]
 
 
 def format_body(instruction: Optional[str], query: str, doc: str) -> str:
@@ -86,8 +95,16 @@ def pad_batch(batch: Sequence[Encoded], pad_id: int, side: str, device: Any) -> 
     tensors = {}
     for name, (rows, fill) in fields.items():
         padded = [_pad_row(row, fill, width, side) for row in rows]
-        tensors[name] = torch.tensor(padded, dtype=torch.long, device=device)
+        tensors[name] = to_device(torch.tensor(padded, dtype=torch.long), device)
     return tensors
+
+
+def to_device(tensor: Any, device: Any) -> Any:
+    """A CPU tensor on `device`; on CUDA through pinned memory without blocking the host, so the
+    copy overlaps the Python work that builds the next inputs (the stream keeps the order)."""
+    if str(device).startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor if str(device) == "cpu" else tensor.to(device)
 
 
 def _pad_row(row: list[int], fill: int, width: int, side: str) -> list[int]:
@@ -124,13 +141,38 @@ class Qwen3PromptEncoder:
                 max_length=self.body_budget,
             )["input_ids"]
             heads = self._head_ids(pairs)
-        return [
-            Encoded(
-                self.prefix_ids + ids + self.suffix_ids,
-                prefix_len=self._shared_len(ids, heads[p.instruction, p.query]),
-            )
-            for p, ids in zip(pairs, body_ids)
-        ]
+        keys = {key: tuple(self.prefix_ids + head) for key, head in heads.items()}
+        encoded = []
+        for p, ids in zip(pairs, body_ids):
+            shared = self._shared_len(ids, heads[p.instruction, p.query])
+            encoded.append(Encoded(
+                self.prefix_ids + ids + self.suffix_ids, prefix_len=shared,
+                prefix_key=keys[p.instruction, p.query] if shared else None,
+            ))
+        return encoded
+
+    def windows(self, pairs: Sequence[Pair], max_windows: int) -> tuple[list[Pair], list[int]]:
+        """Each pair as one or more pairs over consecutive token windows of its document.
+
+        The window is `max_tokens_per_doc` (at most what fits beside the prompt and query), else
+        what fits. A document that fits is its own single window (scored exactly as
+        in truncate mode); windows after `max_windows` are dropped. Returns the window pairs and,
+        for each, the index of the pair it came from."""
+        if not pairs:
+            return [], []
+        with self._lock:
+            heads = self._head_ids(pairs)
+            out: list[Pair] = []
+            owners: list[int] = []
+            for index, pair in enumerate(pairs):
+                # The space before the document joins its first token: one token of margin.
+                room = self.body_budget - len(heads[pair.instruction, pair.query]) - 1
+                size = min(room, pair.max_tokens_per_doc or room)
+                texts = document_windows(self.tokenizer, pair.document, size, max_windows) if size > 0 else [
+                    pair.document]  # the query fills the budget: the card drops the document anyway
+                out.extend(Pair(pair.query, text, pair.instruction) for text in texts)
+                owners.extend([index] * len(texts))
+        return out, owners
 
     def _head_ids(self, pairs: Sequence[Pair]) -> dict:
         """Token ids of the body up to "<Document>:" for each distinct (instruction, query).
@@ -165,9 +207,17 @@ class Qwen3Reranker(ScoringBackend):
         revision: str = "",
         device: Optional[str] = None,
         dtype: Optional[str] = None,
+        prefix_reuse: bool = True,
+        long_document_mode: LongDocumentMode = "truncate",
+        max_windows: int = 16,
     ):
+        if long_document_mode not in ("truncate", "chunk"):
+            raise ValueError(f"long_document_mode must be 'truncate' or 'chunk', not {long_document_mode!r}")
         self.tokenizer = tokenizer
         self.model = model
+        self.prefix_reuse = prefix_reuse
+        self.long_document_mode = long_document_mode
+        self.max_windows = max_windows
         self.no_id, self.yes_id = yes_no_ids(tokenizer)
         if tokenizer.pad_token_id is None:
             raise ValueError("the Qwen3 tokenizer has no pad token (expected <|endoftext|>)")
@@ -175,7 +225,8 @@ class Qwen3Reranker(ScoringBackend):
         self.encoder = Qwen3PromptEncoder(tokenizer, max_length)
         self.info = ModelInfo(
             name=name or getattr(model, "name_or_path", ""), revision=revision, backend="qwen3",
-            score_type=SCORE_TYPE, device=device or str(model.device),
+            score_type=CHUNKED_SCORE_TYPE if long_document_mode == "chunk" else SCORE_TYPE,
+            device=device or str(model.device),
             dtype=dtype or str(model.dtype).removeprefix("torch."),
         )
 
@@ -185,6 +236,17 @@ class Qwen3Reranker(ScoringBackend):
     def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
         return self.encoder.encode(pairs)
 
+    @property
+    def shares_prefix(self) -> bool:
+        """Whether score_encoded runs shared prefixes once (the batcher costs batches the same way)."""
+        return self.prefix_reuse
+
+    def split_documents(self, pairs: Sequence[Pair]) -> tuple[list[Pair], list[int]]:
+        """Chunk mode: window pairs and their owners; truncate mode: the pairs unchanged."""
+        if self.long_document_mode != "chunk":
+            return list(pairs), list(range(len(pairs)))
+        return self.encoder.windows(pairs, self.max_windows)
+
     def score_encoded(self, batch: Sequence[Encoded]) -> list[float]:
         """P(yes) per pair. No position_ids, like the card: HF then uses 0..L-1 under left padding,
         so floats match the card's for the same batch (RoPE is relative, so scores barely move)."""
@@ -192,14 +254,22 @@ class Qwen3Reranker(ScoringBackend):
             return []
         import torch
 
+        device = self.model.device
         with torch.inference_mode():
-            inputs = pad_batch(batch, self.pad_id, "left", self.model.device)
-            out = self.model.model(**inputs, use_cache=False)
-            logits = self._no_yes_logits(out.last_hidden_state[:, -1, :])
+            reuse = prefix_cache.choose(batch, self.prefix_reuse)
+            if reuse is not None:
+                hidden = prefix_cache.last_hidden_states(
+                    self.model.model, batch, reuse, self.pad_id, lambda t: to_device(t, device))
+            else:
+                inputs = pad_batch(batch, self.pad_id, "left", device)
+                hidden = self.model.model(**inputs, use_cache=False).last_hidden_state[:, -1, :]
+            logits = self._no_yes_logits(hidden)
             return torch.softmax(logits.float(), dim=-1)[:, 1].tolist()
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        return self.score_encoded(self.encode(pairs))
+        """encode + score_encoded, with long documents split and max-aggregated in chunk mode."""
+        windows, owners = self.split_documents(pairs)
+        return max_per_document(self.score_encoded(self.encode(windows)), owners, len(pairs))
 
     def _no_yes_logits(self, hidden: Any) -> Any:
         """[batch, 2] logits (no, yes) from the final hidden states, through two lm_head rows only.

@@ -1,10 +1,16 @@
 """One thread per worker process owns the model and scores pairs from every running chunk together.
 
 Task threads submit encoded pairs and wait on a Future. The batcher takes the highest-priority
-lane, sorts its pairs by length and cuts batches under a padded-token budget and a pair cap, so
+lane and runs the batch that holds its oldest pair, formed by workers/batch_plan.py (length
+sorted, under a padded-token budget and a pair cap, shared prompt prefixes costed once), so
 short pairs never pay for long ones. A failing batch is split in halves until the failing pair
 is alone: out-of-memory on a large batch becomes two smaller batches, and a poison pair fails
 only its own chunk.
+
+The wait for company is adaptive: none when the pending pairs already fill a batch, none when
+work piled up while the model was busy (back-to-back batches), none for a submission that
+came after a quiet spell (a lone job on an idle system: nobody is about to join it), and at
+most `max_wait_s` while submissions arrive close together.
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from models.base import Encoded
+from models.prefix_cache import batch_cost
+from workers.batch_plan import pick_batch
 
 log = logging.getLogger(__name__)
+WINDOW_BATCHES = 8  # batches' worth of the oldest pending pairs considered when forming one
 
 
 @dataclass(eq=False)
@@ -63,21 +72,9 @@ class BatcherTotals:
     padded_tokens: int = 0
     failures: int = 0
     splits: int = 0
-
-
-def form_batches(items: Sequence[_Item], max_tokens: int, max_pairs: int) -> list[list[_Item]]:
-    """Greedy cut of length-sorted items: each batch's longest x count stays within the budget."""
-    batches: list[list[_Item]] = []
-    current: list[_Item] = []
-    for item in sorted(items, key=lambda i: i.length):
-        cost = item.length * (len(current) + 1)
-        if current and (cost > max_tokens or len(current) >= max_pairs):
-            batches.append(current)
-            current = []
-        current.append(item)
-    if current:
-        batches.append(current)
-    return batches
+    queue_wait_s: float = 0.0  # summed over pairs: submit to the start of their forward pass
+    waits: int = 0  # batches that waited for company (an idle model and a thin queue)
+    waited_s: float = 0.0  # time spent in those waits
 
 
 class Batcher:
@@ -90,11 +87,24 @@ class Batcher:
         max_wait_s: float,
         step_timeout_s: float = 0.0,
         on_batch: Optional[Callable[[BatchStats], None]] = None,
+        share_prefix: bool = False,
+        overhead_tokens: Optional[int] = None,
+        on_start: Optional[Callable[[], None]] = None,
     ) -> None:
         self._score_fn = score_fn
         self._max_tokens = max_tokens
         self._max_pairs = max_pairs
         self._max_wait_s = max_wait_s
+        self._share_prefix = share_prefix
+        self._overhead_tokens = overhead_tokens
+        self._on_start = on_start
+        self._started = threading.Event()
+        self._start_error: Optional[BaseException] = None
+        # Arrivals closer than this count as a burst worth waiting for; after a longer gap a
+        # submission is alone and goes at once.
+        self._burst_gap_s = 10 * max_wait_s
+        self._last_submit = float("-inf")
+        self._gap_before_last = float("inf")
         self._step_timeout_s = step_timeout_s
         self._on_batch = on_batch
         self._pending: list[_Item] = []
@@ -106,12 +116,17 @@ class Batcher:
 
     # --- public -------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the batcher thread; returns once its `on_start` (e.g. a warm-up pass) is done."""
         self._running = True
         self._threads = [threading.Thread(target=self._loop, name="rerankq-batcher", daemon=True)]
         if self._step_timeout_s > 0:
             self._threads.append(threading.Thread(target=self._watchdog, name="rerankq-watchdog", daemon=True))
         for thread in self._threads:
             thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self.stop()
+            raise self._start_error
 
     def stop(self) -> None:
         with self._cond:
@@ -132,6 +147,7 @@ class Batcher:
         now = time.monotonic()
         items = [_Item(group, i, e, priority, now) for i, e in enumerate(encoded)]
         with self._cond:
+            self._gap_before_last, self._last_submit = now - self._last_submit, now
             self._pending.extend(items)
             self._cond.notify()
         return future
@@ -142,6 +158,14 @@ class Batcher:
 
     # --- the loop ----------------------------------------------------------------------
     def _loop(self) -> None:
+        try:
+            if self._on_start is not None:
+                self._on_start()
+        except BaseException as error:  # noqa: BLE001 - re-raised by start() in the caller's thread
+            self._start_error = error
+            return
+        finally:
+            self._started.set()
         while True:
             batch = self._next_batch()
             if batch is None:
@@ -150,33 +174,45 @@ class Batcher:
 
     def _next_batch(self) -> Optional[list[_Item]]:
         with self._cond:
+            back_to_back = bool(self._pending)  # work piled up while the model was busy
             while self._running and not self._pending:
                 self._cond.wait()
             if not self._running:
                 return None
-            self._wait_for_more()
+            if not back_to_back:
+                self._wait_for_more()
             self._pending = [i for i in self._pending if not self._drop_if_cancelled(i)]
             if not self._pending:
                 return []
             top = min(i.priority for i in self._pending)
-            lane = [i for i in self._pending if i.priority == top]
-            oldest = min(lane, key=lambda i: i.enqueued_at)
-            batch = next(b for b in form_batches(lane, self._max_tokens, self._max_pairs) if oldest in b)
+            # The oldest pairs of the lane (pending is in submission order): forming batches
+            # costs Python time per pending pair, so a deep queue is looked at in a window.
+            lane = [i for i in self._pending if i.priority == top][: WINDOW_BATCHES * self._max_pairs]
+            batch = pick_batch(lane, self._max_tokens, self._max_pairs, self._share_prefix, self._overhead_tokens)
             taken = set(map(id, batch))
             self._pending = [i for i in self._pending if id(i) not in taken]
             return batch
 
     def _wait_for_more(self) -> None:
-        """Wait briefly for company only when the queue is thin; a full queue goes at once."""
-        deadline = time.monotonic() + self._max_wait_s
+        """At an idle model, wait up to max_wait_s for company unless the queue already fills a
+        batch or the only submission came after a quiet spell."""
+        if self._gap_before_last > self._burst_gap_s and len({id(i.group) for i in self._pending}) == 1:
+            return
+        started = time.monotonic()
+        deadline = started + self._max_wait_s
+        waited = False
         while self._running:
             longest = max(i.length for i in self._pending)
             if len(self._pending) >= self._max_pairs or longest * len(self._pending) >= self._max_tokens:
-                return
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return
+                break
+            waited = True
             self._cond.wait(remaining)
+        if waited:
+            self.totals.waits += 1
+            self.totals.waited_s += time.monotonic() - started
 
     @staticmethod
     def _drop_if_cancelled(item: _Item) -> bool:
@@ -230,16 +266,18 @@ class Batcher:
             group.future.set_result(group.scores)
 
     def _record(self, batch: list[_Item], started: float, finished: float) -> None:
-        real = sum(i.length for i in batch)
-        padded = max(i.length for i in batch) * len(batch)
+        """Real tokens: what the model must compute (a shared prefix once); padded: what it did."""
+        real, padded = batch_cost([i.encoded for i in batch], self._share_prefix)
+        wait = sum(started - i.enqueued_at for i in batch)
         totals = self.totals
         totals.batches += 1
         totals.pairs += len(batch)
         totals.real_tokens += real
         totals.padded_tokens += padded
+        totals.queue_wait_s += wait
         if self._on_batch is not None:
-            wait = sum(started - i.enqueued_at for i in batch) / len(batch)
-            stats = BatchStats(len(batch), real, padded, wait, finished - started, len({id(i.group) for i in batch}))
+            groups = len({id(i.group) for i in batch})
+            stats = BatchStats(len(batch), real, padded, wait / len(batch), finished - started, groups)
             self._on_batch(stats)
 
     def _watchdog(self) -> None:

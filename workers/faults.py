@@ -35,6 +35,15 @@ class FaultInjectingBackend:
     def default_instruction(self) -> Optional[str]:
         return self._backend.default_instruction()
 
+    @property
+    def shares_prefix(self) -> bool:
+        return getattr(self._backend, "shares_prefix", False)
+
+    def split_documents(self, pairs: Sequence[Pair]) -> tuple[list[Pair], list[int]]:
+        from models.long_documents import split_documents
+
+        return split_documents(self._backend, pairs)
+
     def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
         encoded = self._backend.encode(pairs)
         poison, hang = self._settings.fault_poison_marker, self._settings.fault_hang_marker

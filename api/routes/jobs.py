@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import redis
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import ReadDep, SubmitDep
@@ -13,6 +14,7 @@ from api.callbacks import check_callback_url
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
+from api.routes.rerank import wait_until_done
 from api.served_models import accepted_names
 from api.submit import submit
 from core.redis_keys import cancelled_key, done_key
@@ -21,6 +23,7 @@ from store.db import session_scope
 from store.jobs import cancel_job, get_job, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+MAX_WAIT_S = 60.0
 
 
 @router.post("", status_code=202, response_model=JobAccepted, operation_id="create_job",
@@ -48,8 +51,19 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
 
 @router.get("/{job_id}", response_model=JobView, operation_id="get_job",
             responses={404: {"description": "No such job."}})
-def read(job_id: str, state: StateDep, principal: ReadDep):
+async def read(job_id: str, state: StateDep, principal: ReadDep,
+               wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
+                                            "for the job to finish before answering (0: answer at once).")] = 0):
     """Status, progress and (when succeeded) one ranked result set per request."""
+    view = await run_in_threadpool(_read, state, job_id, principal)
+    if wait > 0 and not view.status.finished:
+        # Woken by the worker's done notice (as POST /v1/rerank is): no polling load, no poll delay.
+        await wait_until_done(state, job_id, wait)
+        view = await run_in_threadpool(_read, state, job_id, principal)
+    return view
+
+
+def _read(state, job_id: str, principal) -> JobView:
     with session_scope(state.settings.database_url) as session:
         job = get_job(session, job_id, owner=principal.owner_filter)
         if job is None:

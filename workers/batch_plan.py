@@ -1,0 +1,173 @@
+"""Which pending pairs run together: the batcher's batch forming, as pure functions.
+
+A pair is anything with `encoded` (models.base.Encoded) and `enqueued_at`. Pairs are sorted by
+length and cut into batches under a padded-token budget and a pair cap. With a backend that
+shares prompt prefixes, a batch is costed as the model runs it (each query's prefix once, then
+every pair's rest; models/prefix_cache.py). The same functions plan offline scoring
+(`plan_batches`, used by the benchmark's direct mode), so it batches exactly like a worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence
+
+from models.base import Encoded
+from models.prefix_cache import batch_cost, share_key
+
+
+class Item(Protocol):
+    encoded: Encoded
+    enqueued_at: float
+
+
+@dataclass(eq=False)
+class _Offline:
+    encoded: Encoded
+    index: int
+    enqueued_at: float = 0.0
+
+
+def _shared(item: Item) -> int:
+    """Leading tokens this pair can share with others of its query (0: none)."""
+    return item.encoded.prefix_len if share_key(item.encoded) is not None else 0
+
+
+class _Cost:
+    """(padded, real) tokens of a growing batch, as the model will run it: one left-padded pass,
+    or (sharing) each distinct prefix once plus every pair's rest, whichever pads less."""
+
+    def __init__(self, share_prefix: bool) -> None:
+        self.share_prefix = share_prefix
+        self.count = 0
+        self.longest = 0
+        self.plain_real = 0
+        self.prefixes: set = set()
+        self.loners = 0  # pairs sharing nothing: each is a group of its own (empty prefix)
+        self.longest_prefix = 0
+        self.longest_rest = 0
+        self.reuse_real = 0
+        self.padded = 0
+        self.real = 0
+
+    def with_item(self, item: Item) -> tuple[int, int]:
+        """The batch's (padded, real) tokens if `item` joined it."""
+        count = self.count + 1
+        plain = (max(self.longest, item.encoded.length) * count, self.plain_real + item.encoded.length)
+        if not self.share_prefix:
+            return plain
+        key = share_key(item.encoded)
+        new_group = key is None or key not in self.prefixes
+        groups = len(self.prefixes) + self.loners + (1 if new_group else 0)
+        if groups == count:  # nothing shared: the model runs one plain pass
+            return plain
+        rest = item.encoded.length - _shared(item)
+        padded = groups * max(self.longest_prefix, _shared(item)) + count * max(self.longest_rest, rest)
+        real = self.reuse_real + rest + (_shared(item) if new_group else 0)
+        return (padded, real) if padded < plain[0] else plain
+
+    def add(self, item: Item) -> None:
+        self.padded, self.real = self.with_item(item)
+        self.count += 1
+        self.longest = max(self.longest, item.encoded.length)
+        self.plain_real += item.encoded.length
+        if self.share_prefix:
+            key = share_key(item.encoded)
+            if key is None:
+                self.loners += 1
+                self.reuse_real += item.encoded.length
+            else:
+                self.reuse_real += item.encoded.length - _shared(item) + (0 if key in self.prefixes else _shared(item))
+                self.prefixes.add(key)
+            self.longest_prefix = max(self.longest_prefix, _shared(item))
+            self.longest_rest = max(self.longest_rest, item.encoded.length - _shared(item))
+
+
+def form_batches(
+    items: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool = False,
+    overhead_tokens: Optional[int] = None,
+) -> list[list[Item]]:
+    """Greedy cut of length-sorted items: each batch's padded cost stays within the budget.
+
+    Without sharing the cost is longest x count. With it, pairs are sorted by the tokens they do
+    not share in bands a quarter of the prefix long, and by query within a band: a batch then
+    holds pairs of similar length from few queries, so few prefixes run per batch (sorting by
+    length alone mixes every query into every batch; by query alone pads short documents to
+    long ones). Batches are costed by `_Cost`. With `overhead_tokens` (what one more forward
+    pass costs, in tokens) a batch is also cut where growing it would add more padding than
+    that: long-tailed lengths then run in batches of similar lengths."""
+    if share_prefix and items:
+        rank: dict = {}
+        for item in items:
+            rank.setdefault(share_key(item.encoded), len(rank))
+        band = max(1, max(_shared(i) for i in items) // 4)
+        order = sorted(items, key=lambda i: ((i.encoded.length - _shared(i)) // band, rank[share_key(i.encoded)],
+                                             i.encoded.length - _shared(i)))
+    else:
+        order = sorted(items, key=lambda i: i.encoded.length)
+    batches: list[list[Item]] = []
+    current: list[Item] = []
+    cost = _Cost(share_prefix)
+    for item in order:
+        if current:
+            padded, real = cost.with_item(item)
+            waste = (padded - cost.padded) - (real - cost.real)
+            if (padded > max_tokens or len(current) >= max_pairs
+                    or (overhead_tokens is not None and waste > overhead_tokens)):
+                batches.append(current)
+                current = []
+                cost = _Cost(share_prefix)
+        current.append(item)
+        cost.add(item)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def overhead_tokens_for(setting: Optional[int], device: str) -> int:
+    """RERANKQ_BATCH_OVERHEAD_TOKENS, or what a forward pass costs beyond its tokens on this kind
+    of device: little on CPU (cost follows tokens), much on a GPU (small batches leave it idle)."""
+    if setting is not None:
+        return setting
+    return 1024 if str(device).startswith("cuda") else 64
+
+
+def plan_batches(
+    encoded: Sequence[Encoded], max_tokens: int, max_pairs: int, share_prefix: bool = False,
+    overhead_tokens: Optional[int] = None,
+) -> list[list[int]]:
+    """The batches the batcher would cut from these pairs all pending at once, as index lists
+    (offline scoring, e.g. the benchmark's direct mode, batches exactly like the worker)."""
+    items = [_Offline(e, i) for i, e in enumerate(encoded)]
+    batches = form_batches(items, max_tokens, max_pairs, share_prefix, overhead_tokens)
+    return [[item.index for item in batch] for batch in batches]
+
+
+def batch_tokens(batch: Sequence[Item], share_prefix: bool) -> int:
+    """Padded tokens the model computes for `batch` (the same rule the model applies)."""
+    return batch_cost([i.encoded for i in batch], share_prefix)[1]
+
+
+def pick_batch(
+    lane: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool,
+    overhead_tokens: Optional[int] = None,
+) -> list[Item]:
+    """The batch holding the lane's oldest pair.
+
+    With sharing, the oldest pair's own query may run alone instead of beside other queries'
+    pairs of similar length: chosen when it costs less per pair and keeps at least half as many
+    pairs (a batch must stay large enough to keep the device busy)."""
+    oldest = min(lane, key=lambda i: i.enqueued_at)
+    mixed = next(b for b in form_batches(lane, max_tokens, max_pairs, share_prefix, overhead_tokens) if oldest in b)
+    key = share_key(oldest.encoded)
+    if not share_prefix or key is None:
+        return mixed
+    own = [i for i in lane if share_key(i.encoded) == key]
+    if len(own) == len(lane):
+        return mixed
+    alone = next(b for b in form_batches(own, max_tokens, max_pairs, share_prefix, overhead_tokens) if oldest in b)
+    if 2 * len(alone) < len(mixed):
+        return mixed
+    if batch_tokens(alone, True) * len(mixed) < batch_tokens(mixed, True) * len(alone):
+        return alone
+    return mixed
