@@ -34,6 +34,7 @@ from core.schemas import DocumentObject, JobAccepted, JobStatus, JobView, Rerank
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
+MAX_LONG_POLL_S = 30.0  # the server holds a GET /v1/jobs/{id}?wait= for at most 60 s
 RETRYABLE = (429, 502, 503, 504)
 REFUSED_BEFORE_WORK = (429, 503)  # the API's own refusals: nothing was created, so resending is safe
 Document = Union[str, Mapping[str, str], DocumentObject]
@@ -80,11 +81,13 @@ def _request_body(request: RequestLike) -> dict:
 class _Operations:
     """Request building, response parsing, retry and polling policy, shared by both clients."""
 
-    def __init__(self, max_retries: int, backoff_s: float, poll_interval: float, max_poll_interval: float) -> None:
+    def __init__(self, max_retries: int, backoff_s: float, poll_interval: float, max_poll_interval: float,
+                 long_poll_s: float = 0.0) -> None:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        self.long_poll_s = long_poll_s
         self.clock = time.monotonic
 
     def backoff(self, attempt: int) -> float:
@@ -134,8 +137,9 @@ class _Operations:
         response = yield from self.call(_Call("POST", "/v1/jobs", json=body, headers=headers))
         return JobAccepted.model_validate(response.json())
 
-    def get(self, job_id: str) -> Flow[JobView]:
-        response = yield from self.call(_Call("GET", _job_path(job_id)))
+    def get(self, job_id: str, wait_s: float = 0.0) -> Flow[JobView]:
+        params = f"?wait={wait_s:.3f}" if wait_s > 0 else ""
+        response = yield from self.call(_Call("GET", _job_path(job_id) + params))
         return JobView.model_validate(response.json())
 
     def cancel(self, job_id: str) -> Flow[JobView]:
@@ -143,11 +147,17 @@ class _Operations:
         return JobView.model_validate(response.json())
 
     def wait(self, job_id: str, timeout: Optional[float]) -> Flow[JobView]:
-        """Poll until the job finishes, backing off from poll_interval to max_poll_interval."""
+        """Long-poll until the job finishes: each GET asks the server to answer as soon as the job
+        is done (`?wait=`, at most long_poll_s). An answer that comes back early and unfinished
+        (a server without long polling) is followed by a pause backing off from poll_interval
+        to max_poll_interval."""
         deadline = None if timeout is None else self.clock() + timeout
         delay = self.poll_interval
         while True:
-            view = yield from self.get(job_id)
+            remaining = None if deadline is None else deadline - self.clock()
+            wait_s = self.long_poll_s if remaining is None else max(0.0, min(self.long_poll_s, remaining))
+            asked = self.clock()
+            view = yield from self.get(job_id, wait_s)
             if view.status is JobStatus.succeeded:
                 return view
             if view.status is JobStatus.cancelled:
@@ -158,8 +168,9 @@ class _Operations:
             if remaining is not None and remaining <= 0:
                 raise JobTimeout(f"job {job_id} is still {view.status.value} after {timeout}s "
                                  f"({view.progress.done}/{view.progress.total} pairs)", job_id=job_id, job=view)
-            yield _Pause(delay if remaining is None else min(delay, remaining))
-            delay = min(delay * 2, self.max_poll_interval)
+            if self.clock() - asked < wait_s / 2:  # answered at once: the server did not hold the poll
+                yield _Pause(delay if remaining is None else min(delay, remaining))
+                delay = min(delay * 2, self.max_poll_interval)
 
 
 def _rerank_body(query: str, documents: Iterable[Document], **options: Any) -> dict:
@@ -178,6 +189,10 @@ class _ClientBase:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._ops = _Operations(max_retries, backoff_s, poll_interval, max_poll_interval)
 
+    def _long_poll(self, http_timeout: float) -> None:
+        """Hold each wait's GET open for at most a third of the HTTP timeout (and the server's 60 s)."""
+        self._ops.long_poll_s = min(MAX_LONG_POLL_S, http_timeout / 3)
+
     def _request(self, http: Union[httpx.Client, httpx.AsyncClient], call: _Call) -> httpx.Request:
         return http.build_request(call.method, call.path, json=call.json, headers=call.headers)
 
@@ -194,6 +209,7 @@ class RerankClient(_ClientBase):
         super().__init__(base_url, api_key, headers, max_retries, backoff_s, poll_interval, max_poll_interval)
         self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=timeout,
                                   transport=transport)
+        self._long_poll(timeout)
         self._sleep = time.sleep
 
     def _run(self, flow: Flow[T]) -> T:
@@ -260,6 +276,7 @@ class AsyncRerankClient(_ClientBase):
         super().__init__(base_url, api_key, headers, max_retries, backoff_s, poll_interval, max_poll_interval)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=timeout,
                                        transport=transport)
+        self._long_poll(timeout)
         self._sleep = asyncio.sleep
 
     async def _run(self, flow: Flow[T]) -> T:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,11 @@ def run_local_stack(settings: Settings) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     redis_port = urlparse(settings.redis_url).port or 6379
+    taken = ports_in_use({redis_port: "RERANKQ_REDIS_URL (e.g. redis://127.0.0.1:6380/0)",
+                          settings.port: "--port or RERANKQ_PORT"})
+    if taken:
+        print(taken, file=sys.stderr, flush=True)
+        return 2
     print(f"rerankq: starting redis on 127.0.0.1:{redis_port} (AOF in {data_dir / 'redis'})", flush=True)
     redis = start_redis(data_dir / "redis", redis_port, log_path=data_dir / "redis.log")
     children: list[subprocess.Popen] = [redis]
@@ -66,6 +72,17 @@ def run_local_stack(settings: Settings) -> int:
         print("rerankq: stopping", flush=True)
         for process in reversed(children):
             stop_process(process)
+
+
+def ports_in_use(ports: dict[int, str]) -> str:
+    """A message naming each port something already listens on, with the setting that moves it
+    (an empty string when all are free): `up` starts its own Redis and API on them."""
+    taken = []
+    for port, setting in ports.items():
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                taken.append(f"rerankq: 127.0.0.1:{port} is already in use; choose another port with {setting}")
+    return "\n".join(taken)
 
 
 def _announce_access(settings: Settings) -> None:

@@ -62,7 +62,10 @@ class Settings(BaseSettings):
 
     # --- worker and batcher ------------------------------------------------------------
     worker_concurrency: int = Field(16, ge=1, description="Celery threads per worker: chunks that can share a batch.")
-    max_batch_tokens: int = Field(16384, ge=16, description="Padded tokens per forward pass (pairs x longest).")
+    max_batch_tokens: Optional[int] = Field(
+        None, ge=16, description="Padded tokens per forward pass (pairs x longest; with prefix reuse, what the "
+        "model runs). Empty: 16384 on CUDA, 2048 on CPU (where bigger batches only spill the caches).",
+    )
     max_batch_pairs: int = Field(64, ge=1, description="Pairs per forward pass.")
     max_batch_wait_ms: float = Field(5.0, ge=0, description="Longest wait for more pairs when the batcher is idle.")
     torch_threads: int = Field(

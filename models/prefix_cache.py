@@ -19,6 +19,8 @@ them: reuse applies only when it computes fewer padded tokens than one pass woul
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any, Hashable, Optional, Sequence
 
@@ -118,7 +120,7 @@ def last_hidden_states(body: Any, batch: Sequence[Encoded], reuse: PrefixPlan, p
         input_ids=to_device(torch.tensor(prefix_ids)), attention_mask=to_device(torch.tensor(prefix_mask)),
         use_cache=True,
     )
-    cache = out.past_key_values
+    cache = _returned_cache(out)
     cache.batch_select_indices(to_device(torch.tensor(reuse.row_group)))
 
     suffixes = [e.input_ids[reuse.prefix_lens[g]:] for e, g in zip(batch, reuse.row_group)]
@@ -128,8 +130,25 @@ def last_hidden_states(body: Any, batch: Sequence[Encoded], reuse: PrefixPlan, p
     positions = torch.arange(width, width + span).unsqueeze(0).expand(len(batch), span)
     out = body(
         input_ids=to_device(torch.tensor(suffix_ids)), attention_mask=to_device(torch.tensor(mask)),
-        position_ids=to_device(positions.contiguous()), past_key_values=cache, use_cache=True,
+        position_ids=to_device(positions.contiguous()), use_cache=True, **{_cache_argument(body): cache},
     )
     last = to_device(torch.tensor([len(s) - 1 for s in suffixes]))
     rows = torch.arange(len(batch), device=last.device)
     return out.last_hidden_state[rows, last]
+
+
+def _cache_argument(body: Any) -> str:
+    """The forward keyword that takes a key/value cache: `cache` from transformers 5.2x on,
+    `past_key_values` before (deprecated there, to be removed in 5.40)."""
+    return _cache_argument_of(type(body))
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_argument_of(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    """The key/value cache a forward pass returned, under either name (see `_cache_argument`)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values

@@ -132,7 +132,10 @@ def cancel_job(session: Session, job_id: str) -> bool:
 
 def job_view(session: Session, job: Job) -> JobView:
     status = JobStatus(job.status)
-    done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
+    if status is JobStatus.succeeded:
+        done = job.n_pairs  # every pair has its score (that is what succeeded means)
+    else:
+        done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
     results = request_results(session, job) if status is JobStatus.succeeded else None
     return JobView(
         id=job.id,

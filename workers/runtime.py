@@ -20,7 +20,7 @@ from models.base import ScoringBackend
 from store.db import session_scope
 from store.jobs import chunk_plans, mark_published, unpublished_jobs
 from store.tables import utcnow
-from workers.batch_plan import overhead_tokens_for
+from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
@@ -123,7 +123,7 @@ def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Opti
     backend = with_faults((load or load_backend)(settings), settings)
     batcher = Batcher(
         backend.score_encoded,
-        max_tokens=settings.max_batch_tokens,
+        max_tokens=max_tokens_for(settings.max_batch_tokens, backend.info.device),
         max_pairs=settings.max_batch_pairs,
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
         step_timeout_s=settings.step_timeout_s,

@@ -18,7 +18,7 @@ from api.routes.rerank import wait_until_done
 from api.served_models import accepted_names
 from api.submit import submit
 from core.redis_keys import cancelled_key, done_key
-from core.schemas import JobAccepted, JobCreate, JobView
+from core.schemas import JobAccepted, JobCreate, JobStatus, JobView
 from store.db import session_scope
 from store.jobs import cancel_job, get_job, job_view
 
@@ -55,20 +55,28 @@ async def read(job_id: str, state: StateDep, principal: ReadDep,
                wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
                                             "for the job to finish before answering (0: answer at once).")] = 0):
     """Status, progress and (when succeeded) one ranked result set per request."""
-    view = await run_in_threadpool(_read, state, job_id, principal)
-    if wait > 0 and not view.status.finished:
+    if wait > 0 and not await run_in_threadpool(_finished, state, job_id, principal):
         # Woken by the worker's done notice (as POST /v1/rerank is): no polling load, no poll delay.
         await wait_until_done(state, job_id, wait)
-        view = await run_in_threadpool(_read, state, job_id, principal)
-    return view
+    return await run_in_threadpool(_read, state, job_id, principal)
+
+
+def _owned_job(session, job_id: str, principal):
+    job = get_job(session, job_id, owner=principal.owner_filter)
+    if job is None:
+        raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+    return job
+
+
+def _finished(state, job_id: str, principal) -> bool:
+    """Only the status: cheap enough to check while the job's pairs are on the model."""
+    with session_scope(state.settings.database_url) as session:
+        return JobStatus(_owned_job(session, job_id, principal).status).finished
 
 
 def _read(state, job_id: str, principal) -> JobView:
     with session_scope(state.settings.database_url) as session:
-        job = get_job(session, job_id, owner=principal.owner_filter)
-        if job is None:
-            raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
-        return job_view(session, job)
+        return job_view(session, _owned_job(session, job_id, principal))
 
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
@@ -76,9 +84,7 @@ def _read(state, job_id: str, principal) -> JobView:
 def cancel(job_id: str, state: StateDep, principal: SubmitDep):
     """Cancel a job that has not finished; chunks already running stop at their next check."""
     with session_scope(state.settings.database_url) as session:
-        job = get_job(session, job_id, owner=principal.owner_filter)
-        if job is None:
-            raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+        job = _owned_job(session, job_id, principal)
         if not cancel_job(session, job_id):
             raise ApiError(409, "already_finished", f"job {job_id} has already finished ({job.status})")
     try:

@@ -85,9 +85,13 @@ def run_direct(backend: Any, workload: Workload, max_tokens: int, max_pairs: int
     """Saturation workloads: all jobs at once. Latency workloads: each job alone, timed."""
     if not workload.latency_mode:
         return score_jobs(backend, workload.jobs, max_tokens, max_pairs, overhead_tokens)
-    total = DirectRun(workload.pairs, 0.0, [])
-    for job in workload.jobs:
-        one = score_jobs(backend, [job], max_tokens, max_pairs, overhead_tokens)
+    return one_job_each([score_jobs(backend, [job], max_tokens, max_pairs, overhead_tokens) for job in workload.jobs])
+
+
+def one_job_each(runs: list[DirectRun]) -> DirectRun:
+    """Single-job runs as one latency run: their times summed, each job's time kept."""
+    total = DirectRun(sum(r.pairs for r in runs), 0.0, [])
+    for one in runs:
         total.seconds += one.seconds
         total.job_seconds.append(one.seconds)
         total.scores.extend(one.scores)

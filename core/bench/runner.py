@@ -5,10 +5,12 @@ per workload run direct, system, direct again and the naive sample, and finally 
 with and without prefix reuse. Batch settings (RERANKQ_MAX_BATCH_TOKENS, ...) come from the
 environment and are the same for direct mode and the worker.
 
-The machine may be shared: each direct figure is the better of the runs before and after the
-system run (so system/direct is never flattered by a slow direct run), the prefix comparison
-alternates its two modes and keeps the best of each, and every figure records how many cores
-other processes kept busy meanwhile.
+The machine may be shared: each throughput direct figure is the better of the runs before and
+after the system run (so system/direct is never flattered by a slow direct run); the idle
+workload times each job directly and through the system in turn (its target is a difference
+of a few milliseconds, smaller than the drift between runs minutes apart); the prefix
+comparison alternates its two modes and keeps the best of each; and every figure records how
+many cores other processes kept busy meanwhile.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Callable, Optional
 
 from core.bench import report
 from core.bench.hostload import HostLoad, loadavg
+from workers.batch_plan import max_tokens_for
 
 VOCAB = 151_669
 # Qwen3-shaped, real vocabulary: small enough for a few minutes on 2 CPU cores.
@@ -73,10 +76,12 @@ class Bench:
         self.options = options
         settings = Settings()
         self.settings = settings
-        self.max_tokens, self.max_pairs = settings.max_batch_tokens, settings.max_batch_pairs
-        self.overhead = settings.batch_overhead_tokens
         self.model_dir, self.model_spec = bench_model_dir(options)
         self.backend = load_backend(self.model_dir, options.max_length, options.device)
+        # What a worker on this device uses: the same settings, resolved the same way.
+        self.max_tokens = max_tokens_for(settings.max_batch_tokens, self.backend.info.device)
+        self.max_pairs = settings.max_batch_pairs
+        self.overhead = settings.batch_overhead_tokens
         self.own = [os.getpid()]
         self.host = HostLoad(lambda: self.own)
 
@@ -106,7 +111,10 @@ class Bench:
         return naive
 
     def workload_row(self, workload, system) -> dict:
-        """direct, system, direct again (the better direct run counts), then naive."""
+        """direct, system, direct again (the better direct run counts), then naive; a latency
+        workload interleaves direct and system job by job instead (`latency_row`)."""
+        if workload.latency_mode and system is not None:
+            return self.latency_row(workload, system)
         log = self.options.log
         log(f"bench: direct {workload.name} ({workload.pairs} pairs)")
         runs = [self.direct(workload)]
@@ -120,6 +128,23 @@ class Bench:
         row = report.workload_row(workload, direct, run, self.naive(workload, direct))
         row["direct"]["runs_pairs_per_s"] = [round(r.pairs_per_s, 1) for r in runs]
         return row
+
+    def latency_row(self, workload, system) -> dict:
+        """Each job scored in this process, then through the system (job + long poll, then
+        POST /v1/rerank), in turn on an idle machine; the naive sample after."""
+        from core.bench.direct import one_job_each, score_jobs
+
+        self.options.log(f"bench: direct and system {workload.name}, interleaved ({len(workload.jobs)} jobs)")
+
+        def direct_job(job):
+            return score_jobs(self.backend, [job], self.max_tokens, self.max_pairs, self.overhead)
+
+        self.host.start()
+        run, runs = system.run_latency(workload, direct_job)
+        run.other_load_cores = self.host.stop()
+        direct = one_job_each(runs)
+        direct.other_load_cores = run.other_load_cores
+        return report.workload_row(workload, direct, run, self.naive(workload, direct))
 
     def prefix_comparison(self) -> dict:
         """Direct with and without reuse on short documents, alternating, best of each."""

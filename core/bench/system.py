@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import httpx
 import redis
@@ -28,6 +28,7 @@ from core.redis_keys import worker_key
 from core.redis_server import free_port, start_redis, wait_for_port
 
 WORKER = "bench-worker"
+T = TypeVar("T")
 LONG_POLL_S = 30  # GET /v1/jobs/{id}?wait=30: answered when the job finishes (or after 30 s)
 
 
@@ -177,6 +178,7 @@ class LocalSystem:
         self.scored_pairs += 4 * len(job.documents)
 
     def run(self, workload: Workload) -> SystemRun:
+        """Saturation: `workload.clients` threads submit and long-poll until every job is done."""
         before = self._settled_heartbeat(self.scored_pairs)
         broker_before = self.broker_wait()
         results: list[Optional[tuple[float, float, list[float]]]] = [None] * len(workload.jobs)
@@ -198,8 +200,6 @@ class LocalSystem:
                     except BaseException as error:  # noqa: BLE001 - reported after the threads end
                         errors.append(error)
                         return
-                    if workload.pause_s:
-                        time.sleep(workload.pause_s)
 
         threads = [threading.Thread(target=client, daemon=True) for _ in range(workload.clients)]
         for thread in threads:
@@ -212,27 +212,50 @@ class LocalSystem:
         done = [r for r in results if r is not None]
         first, last = min(r[0] for r in done), max(r[1] for r in done)
         self.scored_pairs += workload.pairs
+        worker, broker_wait = self._worker_deltas(before, broker_before)
+        return SystemRun(pairs=workload.pairs, seconds=last - first, latencies=[r[1] - r[0] for r in done],
+                         scores=[r[2] for r in done], worker=worker, broker_wait_s=broker_wait)
+
+    def run_latency(self, workload: Workload, direct_job: Callable[[Job], T]) -> tuple[SystemRun, list[T]]:
+        """One job at a time on an idle system, each job timed three ways in turn, after a pause
+        each: in this process (`direct_job`), POST /v1/jobs + long poll, POST /v1/rerank.
+
+        Interleaved so that all three see the same machine: a shared host's speed drifts between
+        runs minutes apart by about as much as the overhead being measured. Returns the system
+        run and what `direct_job` returned for each job."""
+        before = self._settled_heartbeat(self.scored_pairs)
+        broker_before = self.broker_wait()
+        direct: list[T] = []
+        latencies: list[float] = []
+        scores: list[list[float]] = []
+        sync_latencies: list[float] = []
+        with httpx.Client(base_url=self.base_url, timeout=300) as http:
+            for job in workload.jobs:
+                time.sleep(workload.pause_s)
+                direct.append(direct_job(job))
+                time.sleep(workload.pause_s)
+                started = time.perf_counter()
+                scores.append(submit_and_poll(http, job))
+                latencies.append(time.perf_counter() - started)
+                time.sleep(workload.pause_s)
+                started = time.perf_counter()
+                sync_rerank(http, job)
+                sync_latencies.append(time.perf_counter() - started)
+        self.scored_pairs += 2 * workload.pairs
+        worker, broker_wait = self._worker_deltas(before, broker_before)
+        run = SystemRun(pairs=workload.pairs, seconds=sum(latencies), latencies=latencies, scores=scores,
+                        worker=worker, broker_wait_s=broker_wait, sync_latencies=sync_latencies)
+        return run, direct
+
+    def _worker_deltas(self, before: dict, broker_before: tuple[float, float]) -> tuple[dict, Optional[float]]:
+        """What the worker counted since `before` (once its heartbeat caught up with every pair
+        scored), and the mean broker wait per chunk over the same span."""
         after = self._settled_heartbeat(self.scored_pairs)
         broker_after = self.broker_wait()
         chunks = broker_after[1] - broker_before[1]
-        run = SystemRun(
-            pairs=workload.pairs,
-            seconds=last - first if not workload.latency_mode else sum(r[1] - r[0] for r in done),
-            latencies=[r[1] - r[0] for r in done],
-            scores=[r[2] for r in done],
-            worker={k: after.get(k, 0) - before.get(k, 0) for k in
-                    ("batches", "pairs", "real_tokens", "padded_tokens", "queue_wait_s", "waits", "waited_s")},
-            broker_wait_s=(broker_after[0] - broker_before[0]) / chunks if chunks else None,
-        )
-        if workload.latency_mode:
-            with httpx.Client(base_url=self.base_url, timeout=300) as http:
-                for job in workload.jobs:
-                    started = time.perf_counter()
-                    sync_rerank(http, job)
-                    run.sync_latencies.append(time.perf_counter() - started)
-                    time.sleep(workload.pause_s)
-            self.scored_pairs += workload.pairs
-        return run
+        worker = {k: after.get(k, 0) - before.get(k, 0) for k in
+                  ("batches", "pairs", "real_tokens", "padded_tokens", "queue_wait_s", "waits", "waited_s")}
+        return worker, (broker_after[0] - broker_before[0]) / chunks if chunks else None
 
 
 def submit_and_poll(http: httpx.Client, job: Job) -> list[float]:

@@ -118,10 +118,10 @@ def build_workloads(tokenizer: Any, max_length: int, prompt_tokens: int, quick: 
     jobs, lens = _jobs(maker, [long_docs] * long_jobs, uniform(doc_room - 60, doc_room + 40), 300)
     out.append(Workload("long", f"{long_jobs} jobs x {long_docs} docs near max_length {max_length} "
                         "(some truncated)", jobs, clients=3, doc_tokens=lens))
-    idle_jobs = 3 if quick else 20
+    idle_jobs = 3 if quick else 40
     jobs, lens = _jobs(maker, [10] * idle_jobs, uniform(40, 160), 400)
     out.append(Workload("idle", f"{idle_jobs} single 10-doc jobs, one at a time on an idle system", jobs,
-                        clients=1, pause_s=0.25, doc_tokens=lens))
+                        clients=1, pause_s=0.2, doc_tokens=lens))
     return out
 
 

@@ -42,6 +42,10 @@ def test_quick_bench_writes_every_figure(tiny_qwen3, tmp_path):
         assert row["naive"]["max_score_diff_vs_direct"] <= 1e-4, row
     idle = result["workloads"][-1]
     assert idle["direct"]["job_p50_ms"] > 0 and idle["system"]["sync_p50_ms"] > 0
+    # Each idle job is timed directly and through the system in turn: one time of each per job.
+    per_job = idle["per_job_ms"]
+    assert len(per_job["direct"]) == len(per_job["job"]) == len(per_job["sync"]) == idle["jobs"]
+    assert result["targets"]["idle_overhead_ms"]["measured"] == idle["overhead_ms"]["job_paired_p50"]
     prefix = result["prefix_reuse"]
     assert prefix["max_score_diff"] <= 1e-5 and prefix["speedup"] > 0
     assert prefix["padded_tokens"]["with_reuse"] < prefix["padded_tokens"]["without_reuse"]
@@ -66,3 +70,5 @@ def test_targets_compare_in_the_right_direction():
     assert met == {"bulk_system_vs_direct": True, "bulk_system_vs_naive": False, "mixed_padding_efficiency": True,
                    "idle_overhead_ms": False, "prefix_speedup": True, "prefix_max_score_diff": False}
     assert targets["idle_overhead_ms"]["measured"] == 30.0
+    paired = evaluate_targets({**rows, "idle": {**rows["idle"], "overhead_ms": {"job_paired_p50": 12.5}}}, None)
+    assert paired["idle_overhead_ms"]["measured"] == 12.5 and paired["idle_overhead_ms"]["met"] is True

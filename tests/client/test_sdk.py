@@ -97,6 +97,24 @@ def test_submit_wait_get_and_iter_results(stack, tiny_qwen3):
     assert len(results[1].results) == 1
 
 
+def test_wait_long_polls_instead_of_polling(stack):
+    """One GET held by the server until the job is done, not a GET per poll interval."""
+    class QueryRecorder(RecordingTransport):
+        def handle_request(self, request):
+            self.queries = getattr(self, "queries", []) + [request.url.query.decode()]
+            return super().handle_request(request)
+
+    transport = QueryRecorder()
+    docs = [f"document {i} on rerankers and queues" for i in range(200)]  # long enough to be running
+    with RerankClient(stack.base_url, transport=transport, poll_interval=0.01, max_poll_interval=0.01) as client:
+        accepted = client.submit([{"query": QUERY, "documents": docs}])
+        view = client.wait(accepted.id, timeout=60)
+    assert view.status is JobStatus.succeeded
+    gets = [q for (method, _path, _status), q in zip(transport.seen, transport.queries) if method == "GET"]
+    assert gets and all(q.startswith("wait=") for q in gets), gets
+    assert len(gets) <= 2, f"a short-polling client would have sent one GET per 10 ms: {gets}"
+
+
 def test_idempotency_key_returns_the_same_job(stack):
     key = f"sdk-test-{uuid.uuid4()}"
     with RerankClient(stack.base_url) as client:

@@ -41,8 +41,27 @@ def test_auto_backend_follows_config(request, fixture, backend_cls, backend):
 
 
 def test_auto_dtype_on_cpu_is_float32(tiny_qwen3):
-    info = load_backend(settings(model=str(tiny_qwen3), dtype="auto")).info
-    assert (info.device, info.dtype) == ("cpu", "float32")
+    loaded = load_backend(settings(model=str(tiny_qwen3), dtype="auto"))
+    assert (loaded.info.device, loaded.info.dtype) == ("cpu", "float32")
+    assert loaded.model.config._attn_implementation == "sdpa"
+
+
+def test_flash_attention_only_for_half_precision_on_cuda_when_installed(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from models.loading import attention_implementation
+
+    real_find_spec = importlib.util.find_spec
+    for installed in (True, False):
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: object() if name == "flash_attn" and installed else real_find_spec(name, *a))
+        flash = "flash_attention_2" if installed else "sdpa"
+        assert attention_implementation("cuda:0", torch.bfloat16) == flash
+        assert attention_implementation("cuda", torch.float16) == flash
+        assert attention_implementation("cuda", torch.float32) == "sdpa"
+        assert attention_implementation("cpu", torch.bfloat16) == "sdpa"
 
 
 def test_forced_backend_and_activation(tiny_qwen3_seq_cls, tiny_cross_encoder):

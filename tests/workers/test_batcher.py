@@ -278,3 +278,11 @@ def test_a_failing_on_start_fails_start():
     batcher = Batcher(Recorder(), max_tokens=100, max_pairs=4, max_wait_s=0, on_start=boom)
     with pytest.raises(RuntimeError, match="warm-up failed"):
         batcher.start()
+
+
+def test_device_defaults_apply_only_when_the_setting_is_empty():
+    from workers.batch_plan import max_tokens_for, overhead_tokens_for
+
+    assert (max_tokens_for(None, "cpu"), max_tokens_for(None, "cuda:1")) == (2048, 16384)
+    assert (overhead_tokens_for(None, "cpu"), overhead_tokens_for(None, "cuda")) == (64, 1024)
+    assert max_tokens_for(500, "cuda") == 500 and overhead_tokens_for(0, "cpu") == 0
