@@ -181,17 +181,16 @@ def _rerank_body(query: str, documents: Iterable[Document], **options: Any) -> d
 
 class _ClientBase:
     def __init__(self, base_url: Optional[str], api_key: Optional[str], headers: Optional[Mapping[str, str]],
-                 max_retries: int, backoff_s: float, poll_interval: float, max_poll_interval: float) -> None:
+                 timeout: float, max_retries: int, backoff_s: float, poll_interval: float,
+                 max_poll_interval: float) -> None:
         self.base_url = (base_url or os.environ.get("RERANKQ_URL") or DEFAULT_URL).rstrip("/")
         api_key = api_key if api_key is not None else os.environ.get("RERANKQ_API_KEY")
         self._headers = {"User-Agent": "rerankq-python", **(headers or {})}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._ops = _Operations(max_retries, backoff_s, poll_interval, max_poll_interval)
-
-    def _long_poll(self, http_timeout: float) -> None:
-        """Hold each wait's GET open for at most a third of the HTTP timeout (and the server's 60 s)."""
-        self._ops.long_poll_s = min(MAX_LONG_POLL_S, http_timeout / 3)
+        # Each wait's GET is held open for at most a third of the HTTP timeout (the server: 60 s).
+        self._ops = _Operations(max_retries, backoff_s, poll_interval, max_poll_interval,
+                                long_poll_s=min(MAX_LONG_POLL_S, timeout / 3))
 
     def _request(self, http: Union[httpx.Client, httpx.AsyncClient], call: _Call) -> httpx.Request:
         return http.build_request(call.method, call.path, json=call.json, headers=call.headers)
@@ -206,10 +205,10 @@ class RerankClient(_ClientBase):
                  max_retries: int = 3, backoff_s: float = 0.5, poll_interval: float = 0.25,
                  max_poll_interval: float = 2.0, headers: Optional[Mapping[str, str]] = None,
                  transport: Optional[httpx.BaseTransport] = None) -> None:
-        super().__init__(base_url, api_key, headers, max_retries, backoff_s, poll_interval, max_poll_interval)
+        super().__init__(base_url, api_key, headers, timeout, max_retries, backoff_s, poll_interval,
+                         max_poll_interval)
         self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=timeout,
                                   transport=transport)
-        self._long_poll(timeout)
         self._sleep = time.sleep
 
     def _run(self, flow: Flow[T]) -> T:
@@ -273,10 +272,10 @@ class AsyncRerankClient(_ClientBase):
                  max_retries: int = 3, backoff_s: float = 0.5, poll_interval: float = 0.25,
                  max_poll_interval: float = 2.0, headers: Optional[Mapping[str, str]] = None,
                  transport: Optional[httpx.AsyncBaseTransport] = None) -> None:
-        super().__init__(base_url, api_key, headers, max_retries, backoff_s, poll_interval, max_poll_interval)
+        super().__init__(base_url, api_key, headers, timeout, max_retries, backoff_s, poll_interval,
+                         max_poll_interval)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=timeout,
                                        transport=transport)
-        self._long_poll(timeout)
         self._sleep = asyncio.sleep
 
     async def _run(self, flow: Flow[T]) -> T:

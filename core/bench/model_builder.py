@@ -18,7 +18,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 MARKER = ".rerankq-tiny-model.json"
 
@@ -225,16 +225,31 @@ def build_tiny_cross_encoder(path: str | os.PathLike, seed: int = 0) -> Path:
 
     def build(out: Path) -> None:
         import torch
-        from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+        from transformers import BertForSequenceClassification
 
-        tokenizer = BertTokenizer(vocab=_train_wordpiece_vocab(), model_max_length=512)
-        tokenizer.save_pretrained(out)
-        config = BertConfig(
-            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=64, max_position_embeddings=128, num_labels=1, initializer_range=0.2,
-            pad_token_id=tokenizer.pad_token_id, dtype="float32",
-        )
+        tokenizer = tiny_bert_tokenizer(out)
+        config = tiny_bert_config(tokenizer, num_labels=1)
         torch.manual_seed(seed)
         BertForSequenceClassification(config).eval().save_pretrained(out, safe_serialization=True)
 
     return _build_atomically(Path(path), params, build)
+
+
+def tiny_bert_tokenizer(out: Path) -> Any:
+    """A WordPiece tokenizer trained on the local corpus, saved in `out`."""
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer(vocab=_train_wordpiece_vocab(), model_max_length=512)
+    tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def tiny_bert_config(tokenizer: Any, **extra: Any) -> Any:
+    """The tiny BERT shape every BERT-style test model shares (2 layers of 32)."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
+        pad_token_id=tokenizer.pad_token_id, dtype="float32", **extra,
+    )

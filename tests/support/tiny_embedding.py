@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.support.tiny_models import _build_atomically, _train_wordpiece_vocab
+from core.bench.model_builder import tiny_bert_config, tiny_bert_tokenizer
+from tests.support.tiny_models import _build_atomically
 
 
 def build_tiny_embedding_model(path: str | os.PathLike, seed: int = 1) -> Path:
@@ -15,15 +16,9 @@ def build_tiny_embedding_model(path: str | os.PathLike, seed: int = 1) -> Path:
 
     def build(out: Path) -> None:
         import torch
-        from transformers import BertConfig, BertModel, BertTokenizer
+        from transformers import BertModel
 
-        tokenizer = BertTokenizer(vocab=_train_wordpiece_vocab(), model_max_length=512)
-        tokenizer.save_pretrained(out)
-        config = BertConfig(
-            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
-            pad_token_id=tokenizer.pad_token_id, dtype="float32",
-        )
+        config = tiny_bert_config(tiny_bert_tokenizer(out))
         torch.manual_seed(seed)
         BertModel(config, add_pooling_layer=False).eval().save_pretrained(out, safe_serialization=True)
 
