@@ -1,4 +1,4 @@
-"""Reject request bodies over RERANKQ_MAX_BODY_BYTES before they are read into memory."""
+"""Reject request bodies over RERANKQ_MAX_BODY_BYTES with 413 before more than that is read into memory."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
+        if declared is None:
+            await self._buffered(scope, receive, send)
+            return
         seen = 0
 
         async def limited_receive() -> Message:
@@ -34,6 +37,30 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, send)
         except BodyTooLarge:
             await self._reject(send)
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body of unknown length (chunked) is read here first, up to the limit, then handed on:
+        an error raised from inside the app's own body reading would become a parse error (400)."""
+        parts: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                pending: list[Message] = [message]
+                break
+            parts.append(message.get("body", b""))
+            seen += len(parts[-1])
+            if seen > self.max_bytes:
+                await self._reject(send)
+                return
+            if not message.get("more_body", False):
+                pending = [{"type": "http.request", "body": b"".join(parts), "more_body": False}]
+                break
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({

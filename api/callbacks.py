@@ -1,14 +1,16 @@
-"""Submit-time check of a job's callback_url: only allow-listed http(s) hosts may receive webhooks.
+"""Submit-time check of a job's callback_url: only allow-listed http(s) hosts that resolve to public
+addresses (or any address, with RERANKQ_WEBHOOK_ALLOW_PRIVATE) may receive webhooks.
 
-The worker checks again before each delivery (the allow-list may have changed since)."""
+The worker checks both again before each delivery (the allow-list or DNS may have changed since)."""
 
 from __future__ import annotations
 
 from typing import Optional
 
 from api.errors import ApiError
+from core.callback_addresses import ALLOW_PRIVATE_SETTING, resolve_host
 from core.settings import Settings
-from core.webhooks import callback_url_problem, parse_allowed_hosts
+from core.webhooks import callback_url_problem, host_and_port, parse_allowed_hosts
 
 
 def check_callback_url(url: Optional[str], settings: Settings) -> None:
@@ -20,3 +22,7 @@ def check_callback_url(url: Optional[str], settings: Settings) -> None:
     if problem:
         raise ApiError(422, "invalid_callback_url", f"callback_url: {problem}", field="callback_url",
                        limit=parse_allowed_hosts(settings.webhook_allowed_hosts))
+    problem = resolve_host(*host_and_port(url), allow_private=settings.webhook_allow_private).problem
+    if problem:
+        raise ApiError(422, "invalid_callback_url", f"callback_url: {problem}", field="callback_url",
+                       limit={ALLOW_PRIVATE_SETTING: settings.webhook_allow_private})

@@ -2,7 +2,9 @@
 
 Each worker serves one model and says which in its heartbeat; the API routes a request to that
 model's queues. Configured names (RERANKQ_MODEL_NAME, RERANKQ_MODELS) are accepted even while
-no worker runs: their jobs wait, durably queued, for one to start.
+no worker runs: their jobs wait, durably queued, for one to start. An alias (RERANKQ_MODEL_ALIASES,
+e.g. Cohere's `rerank-v3.5`) is accepted wherever the model it names is, and is replaced by that
+model's name before anything is stored.
 """
 
 from __future__ import annotations
@@ -72,14 +74,19 @@ def served_models(settings: Settings, workers: Iterable[dict]) -> list[ServedMod
     ]
 
 
+def resolve_model(settings: Settings, name: Optional[str]) -> Optional[str]:
+    """The served model a request's `model` field means (an alias names another; None stays None)."""
+    return settings.model_aliases.get(name, name) if name is not None else None
+
+
 def accepted_names(settings: Settings, client: redis.Redis, wanted: Iterable[Optional[str]]) -> list[str]:
-    """Model names a request may use. Redis is asked only when a request names a model that is
-    not configured, so the common path costs nothing."""
+    """Model names a request may use: served models, then aliases of them. Redis is asked only when
+    a request names a model that is not configured, so the common path costs nothing."""
     names = settings.accepted_models
-    if all(model is None or model in names for model in wanted):
-        return names
-    try:
-        workers = live_workers(client)
-    except redis.RedisError:
-        return names
-    return [model.id for model in served_models(settings, workers)]
+    if not all(model is None or model in names for model in (resolve_model(settings, m) for m in wanted)):
+        try:
+            names = [model.id for model in served_models(settings, live_workers(client))]
+        except redis.RedisError:
+            pass
+    aliases = [alias for alias, target in settings.model_aliases.items() if target in names and alias not in names]
+    return [*names, *aliases]

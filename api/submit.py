@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import AppState
 from api.errors import ApiError
 from api.metrics import record_submission
+from api.served_models import resolve_model
 from core.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published
@@ -53,6 +54,8 @@ def submit(
     """Store and publish a job; returns (job id, status, created). A repeated idempotency key
     returns the first job and creates nothing."""
     settings = state.settings
+    for request in requests:  # the job, its queue and its results name the served model, never an alias
+        request.model = resolve_model(settings, request.model)
     model = requests[0].model or settings.served_model
     if idempotency_key:
         existing = _existing(settings.database_url, owner, idempotency_key)
@@ -74,6 +77,8 @@ def submit(
             raise
         return existing + (False,)
     try:
+        if settings.fault_publish_fails:
+            raise ConnectionError("publishing disabled by RERANKQ_FAULT_PUBLISH_FAILS")
         publish_chunks(state.celery, job_id, [p.chunk_idx for p in plans], queue)
         with session_scope(settings.database_url) as session:
             mark_published(session, job_id)

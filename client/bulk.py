@@ -7,10 +7,12 @@ soon as its job finishes: `{"line": N, "job_id": ..., "result": {...}}`, or `{"l
 each belongs.
 
 Resuming: OUTPUT itself records which lines are finished (a line cut short by a crash is
-dropped), and OUTPUT.state records the job of every group submitted. Each job carries an
-idempotency key derived from the input path, its line numbers and their text, so a rerun
-re-attaches to jobs already submitted (even ones the state file missed) and never creates a
-second job for a line.
+dropped), and OUTPUT.state records a run id (made when OUTPUT is first written) and the job of
+every group submitted. Each job carries an idempotency key derived from that run id, the input
+path, its line numbers and their text, so a rerun into the same OUTPUT re-attaches to jobs
+already submitted (even ones the state file missed) and never creates a second job for a line,
+while a run into a new OUTPUT scores the input afresh (the service keeps idempotency keys
+forever, so keys without the run id would hand it the old jobs, old failures included).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import json
 import re
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -82,8 +85,8 @@ def read_input(path: Path) -> tuple[list[Line], str]:
     return lines, hashlib.sha256(raw).hexdigest()
 
 
-def idempotency_key(input_path: Path, lines: list[Line]) -> str:
-    digest = hashlib.sha256(str(input_path.resolve()).encode())
+def idempotency_key(run_id: str, input_path: Path, lines: list[Line]) -> str:
+    digest = hashlib.sha256(f"{run_id}\n{input_path.resolve()}".encode())
     for line in lines:
         digest.update(f"\n{line.number}:{line.text}".encode())
     return f"rerankq-bulk-{digest.hexdigest()}"
@@ -107,20 +110,25 @@ def finished_lines(output: Path) -> set[int]:
 
 
 class State:
-    """OUTPUT.state: a header naming the input, then one JSON line per job submitted."""
+    """OUTPUT.state: a header naming the input and this output's run id, then one JSON line per
+    job submitted."""
 
     def __init__(self, path: Path, header: dict) -> None:
         self.path = path
         self.header = header
         self.jobs: dict[str, str] = {}  # idempotency key -> job id
-        if path.exists():
-            lines = [json.loads(t) for t in path.read_text().splitlines() if t.strip().startswith("{")]
-            if lines and lines[0] != header:
+        lines = [json.loads(t) for t in path.read_text().splitlines() if t.strip().startswith("{")] \
+            if path.exists() else []
+        if lines:
+            first = dict(lines[0])
+            self.run_id = first.pop("run_id", None)
+            if first != header or not self.run_id:
                 raise BulkError(f"{path} was written for another input or --batch-size ({lines[0]}); rerun with "
                                 "the same input and options, or delete the output and its .state file")
             self.jobs = {r["key"]: r["job_id"] for r in lines[1:] if "key" in r}
-        else:
-            path.write_text(json.dumps(header) + "\n")
+        else:  # a new output (or a state file a crash left empty): a new run
+            self.run_id = uuid.uuid4().hex
+            path.write_text(json.dumps({**header, "run_id": self.run_id}) + "\n")
 
     def record(self, key: str, job_id: str, lines: list[int]) -> None:
         self.jobs[key] = job_id
@@ -163,7 +171,7 @@ class Run:
     async def _job(self, lines: list[Line]) -> list[Line]:
         """Run (or re-attach to) the job for `lines` and write the lines OUTPUT lacks; returns lines
         to submit again when the service refused others among them."""
-        key = idempotency_key(self.input_path, lines)
+        key = idempotency_key(self.state.run_id, self.input_path, lines)
         job_id = self.state.jobs.get(key)
         try:
             if job_id is not None:

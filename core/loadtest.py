@@ -22,6 +22,7 @@ class LoadReport:
     submitted: int = 0
     accepted: int = 0
     rejected_429: int = 0
+    errors: int = 0  # submissions answered neither 202 nor 429 (or not at all): counted, never dropped
     completed: int = 0
     failed: int = 0
     lost: int = 0
@@ -29,6 +30,7 @@ class LoadReport:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     jobs_per_s: float = 0.0
+    first_error: Optional[str] = None
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict:
@@ -65,15 +67,22 @@ def run_load(base_url: str, *, clients: int = 8, duration_s: float = 10.0, docs_
             while time.monotonic() < stop_at:
                 docs = [f"document {rng.random():.6f} about topic {d}" for d in range(docs_per_job)]
                 started = time.monotonic()
-                response = client.post("/v1/jobs", json={"requests": [{"query": f"query {index}", "documents": docs}]})
                 with lock:
                     report.submitted += 1
+                try:
+                    response = client.post("/v1/jobs", json={"requests": [{"query": f"query {index}",
+                                                                          "documents": docs}]})
+                except httpx.HTTPError as error:
+                    _count_error(report, lock, f"POST /v1/jobs: {type(error).__name__}: {error}")
+                    continue
                 if response.status_code == 429:
                     with lock:
                         report.rejected_429 += 1
                     time.sleep(float(response.headers.get("retry-after", "1")))
                     continue
-                response.raise_for_status()
+                if response.status_code != 202:
+                    _count_error(report, lock, f"POST /v1/jobs answered {response.status_code}: {response.text[:200]}")
+                    continue
                 with lock:
                     report.accepted += 1
                 _follow(client, response.json()["id"], started, docs_per_job, report, lock,
@@ -93,10 +102,22 @@ def run_load(base_url: str, *, clients: int = 8, duration_s: float = 10.0, docs_
     return report
 
 
+def _count_error(report: LoadReport, lock: threading.Lock, message: str) -> None:
+    with lock:
+        report.errors += 1
+        if report.first_error is None:
+            report.first_error = message
+    time.sleep(0.1)
+
+
 def _follow(client: httpx.Client, job_id: str, started: float, n_docs: int, report: LoadReport,
             lock: threading.Lock, give_up_at: float, poll_interval_s: float) -> None:
     while time.monotonic() < give_up_at:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        try:
+            job = client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()
+        except httpx.HTTPError:
+            time.sleep(poll_interval_s)  # an accepted job is followed until it finishes or time is up
+            continue
         if job["status"] == "succeeded":
             with lock:
                 report.completed += 1

@@ -74,6 +74,10 @@ class RerankResult(BaseModel):
     index: int
     relevance_score: float
     document: Optional[DocumentObject] = None
+    # Only on results the degraded fallback scored (meta.degraded says so for the whole set):
+    # a request split over several chunks can mix reranker and fallback scores.
+    degraded: Optional[bool] = Field(None, description="true when the degraded fallback scored this document "
+                                     "(embedding cosine, meta.model); absent otherwise.")
 
 
 class RerankMeta(BaseModel):

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     fault_poison_marker: str = Field("", description="A forward pass holding a document with this text raises.")
     fault_hang_marker: str = Field("", description="A forward pass holding a document with this text hangs.")
     fault_oom_above_pairs: int = Field(0, ge=0, description="Batches above this many pairs raise out-of-memory.")
+    fault_publish_fails: bool = Field(False, description="API: publishing a job to the broker raises (the job "
+                                      "stays stored and unpublished, for the sweeper).")
 
     # --- API ---------------------------------------------------------------------------
     sync_timeout_s: float = Field(30.0, gt=0, description="POST /v1/rerank waits this long, then answers 202.")
@@ -122,6 +124,10 @@ class Settings(BaseSettings):
     )
     webhook_secret: str = Field("", description="HMAC-SHA256 key signing deliveries (X-Rerankq-Signature); "
                                 "required when webhook_allowed_hosts is set.")
+    webhook_allow_private: bool = Field(
+        False, description="Let callbacks reach loopback/private addresses (for receivers inside your network); "
+        "off: such callbacks are refused.",
+    )
     webhook_max_attempts: int = Field(6, ge=1, description="Delivery attempts before callback status is failed.")
     webhook_backoff_s: float = Field(1.0, gt=0, description="Wait after the first failed delivery; doubles each time.")
     webhook_timeout_s: float = Field(10.0, gt=0, description="One delivery's HTTP timeout.")
@@ -132,6 +138,14 @@ class Settings(BaseSettings):
     score_cache_enabled: bool = Field(False, description="Reuse scores of identical pairs from Redis (same model, "
                                       "revision, score type, instruction, query, document, truncation).")
     score_cache_ttl_s: int = Field(7 * 86400, ge=1, description="How long a cached score lives.")
+
+    # --- Cohere compatibility ------------------------------------------------------------
+    model_aliases: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="API: comma-separated `alias=served_name` pairs; a request naming an alias is scored by the "
+        "served model, and its job and results carry that model's name (e.g. "
+        "`rerank-v3.5=Qwen/Qwen3-Reranker-0.6B`, so Cohere clients' model names work unchanged).",
+    )
 
     # --- degraded fallback (off by default; never silent) --------------------------------
     fallback_enabled: bool = Field(
@@ -157,12 +171,36 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
+    @field_validator("model_aliases", mode="before")
+    @classmethod
+    def _split_aliases(cls, value):
+        if not isinstance(value, str):
+            return value
+        aliases = {}
+        for pair in (p.strip() for p in value.split(",") if p.strip()):
+            alias, sep, target = (part.strip() for part in pair.partition("="))
+            if not (sep and alias and target):
+                raise ValueError(f"RERANKQ_MODEL_ALIASES: {pair!r} is not `alias=served_name`")
+            aliases[alias] = target
+        return aliases
+
     @model_validator(mode="after")
     def _fill_derived(self) -> "Settings":
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'rerankq.db').resolve()}"
         if not self.model_name:
             self.model_name = self.model
+        return self
+
+    @model_validator(mode="after")
+    def _redelivery_never_races_a_live_chunk(self) -> "Settings":
+        """A message unacked past the visibility timeout is delivered again while the first delivery
+        may still be working on it; the chunk deadline must end that first one well before."""
+        if self.visibility_timeout_s < 3 * self.chunk_deadline_s:
+            raise ValueError(
+                f"RERANKQ_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must be at least 3 x "
+                f"RERANKQ_CHUNK_DEADLINE_S ({self.chunk_deadline_s:g}): raise the first or lower the second"
+            )
         return self
 
     @property

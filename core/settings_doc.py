@@ -11,6 +11,8 @@ def _default(field) -> str:
     value = field.default if field.default_factory is None else field.default_factory()
     if isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))
+    elif isinstance(value, dict):  # written as `key=value,...` in the environment
+        value = ",".join(f"{k}={v}" for k, v in value.items())
     return str(value)
 
 

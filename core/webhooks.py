@@ -45,21 +45,28 @@ def host_allowed(host: str, port: Optional[int], patterns: list[str]) -> bool:
     return False
 
 
+def host_and_port(url: str) -> tuple[str, int]:
+    """The URL's host name and port (the scheme's default when none is given); ValueError if invalid."""
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def callback_url_problem(url: str, allowed_hosts: str) -> Optional[str]:
-    """Why `url` may not receive webhooks, or None when it may."""
+    """Why `url` may not receive webhooks by its allow-list and form, or None when it may (where its
+    host resolves to is core.callback_addresses' concern)."""
     patterns = parse_allowed_hosts(allowed_hosts)
     if not patterns:
         return "webhooks are disabled on this service (RERANKQ_WEBHOOK_ALLOWED_HOSTS is empty)"
     try:
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host, port = host_and_port(url)
     except ValueError as error:
         return f"not a valid URL ({error})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not host:
         return "must be an absolute http:// or https:// URL"
     if parts.username or parts.password:
         return "must not carry credentials"
-    if not host_allowed(parts.hostname.lower(), port, patterns):
+    if not host_allowed(host, port, patterns):
         return (f"host '{parts.hostname}:{port}' is not in the allow-list "
                 f"(RERANKQ_WEBHOOK_ALLOWED_HOSTS: {', '.join(patterns)})")
     return None

@@ -96,7 +96,7 @@ def _make_backend(
 
 def model_revision(settings: "Settings", config: Any) -> str:
     """What a stored score is traced back to: the hub commit when known, else the pinned revision,
-    else a short fingerprint of a local directory (config.json bytes and weight file sizes)."""
+    else a short fingerprint of a local directory (config.json bytes, weight file sizes and mtimes)."""
     commit = getattr(config, "_commit_hash", None)
     if commit:
         return commit
@@ -107,9 +107,12 @@ def model_revision(settings: "Settings", config: Any) -> str:
 
 
 def _fingerprint(path: Path) -> str:
+    # Sizes alone miss a retrained checkpoint of the same shape; the modification time catches it
+    # without reading gigabytes of weights (a copy that keeps mtimes, e.g. rsync -t, keeps the revision).
     digest = hashlib.sha256((path / "config.json").read_bytes())
     for weights in sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:12]
 
 

@@ -175,6 +175,7 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
             index=s.doc_index,
             relevance_score=s.score,
             document=DocumentObject(text=request.documents[s.doc_index]) if request.return_documents else None,
+            degraded=True if s.degraded else None,
         )
         for s in ranked
     ]
@@ -201,3 +202,20 @@ def unpublished_jobs(session: Session, older_than: datetime, limit: int = 100) -
             .limit(limit)
         )
     )
+
+
+def published_pending_chunks(session: Session, queues: Sequence[str], published_before: datetime,
+                             limit: int = 100) -> dict[str, tuple[str, list[int]]]:
+    """Active jobs on `queues` published before `published_before` -> (queue, pending chunk indices)."""
+    rows = session.execute(
+        select(JobChunk.job_id, Job.queue, JobChunk.chunk_idx).join(Job, Job.id == JobChunk.job_id)
+        .where(Job.queue.in_(list(queues)), Job.status.in_(ACTIVE), Job.published_at < published_before,
+               JobChunk.status == "pending")
+        .order_by(Job.created_at, JobChunk.chunk_idx)
+    )
+    found: dict[str, tuple[str, list[int]]] = {}
+    for job_id, queue, chunk_idx in rows:
+        if job_id not in found and len(found) >= limit:
+            break
+        found.setdefault(job_id, (queue, []))[1].append(chunk_idx)
+    return found

@@ -3,6 +3,8 @@
 Only cases with at least one `reviewed` review are exported, and only those reviews count
 (a dismissal is not a label). Where several people reviewed a case, each document gets the
 majority label, and the line says how many reviewers labelled it and what share agreed.
+A `groups` line needs a positive and a negative, so a case lacking either is left out of that
+format (its documents still appear in `pairs` and `graded`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class DocumentLabel:
     """The reviewers' combined judgement of one document."""
 
     index: int
-    grade: int  # the median grade, on the side of the majority's relevant/not-relevant call
+    grade: int  # the median of all grades; of two middle ones, the upper if `label` is 1, else the lower
     label: int  # 1 relevant (grade >= 2) by majority; a tie goes to the mean grade
     agreement: float  # share of its reviewers whose relevant/not-relevant call matches `label`
     n_reviewers: int
@@ -73,9 +75,9 @@ def case_lines(case: LowConfidenceCase, reviews: Sequence[Review], fmt: str) -> 
         rank = {index: position for position, index in enumerate(order)}
         pos = sorted((i for i in order if labels[i].label),
                      key=lambda i: (-best.get(i, 0), -labels[i].grade, rank[i]))
-        if not pos:
-            return []
         neg = [i for i in order if not labels[i].label]
+        if not pos or not neg:  # {query, pos, neg} trainers need at least one of each to build a group
+            return []
         agreement = sum(labels[i].agreement for i in order) / len(order)
         return [dict(query=case.query, pos=[case.documents[i] for i in pos], neg=[case.documents[i] for i in neg],
                      **common, agreement=round(agreement, 4), n_reviewers=len(reviews))]

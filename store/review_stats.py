@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.review_schemas import CaseStatus
+from core.schemas import JobStatus
 from store.tables import Job, LowConfidenceCase, Review, Score
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
@@ -26,8 +27,9 @@ SCORE_SAMPLE = 20_000
 @dataclass
 class Overview:
     buckets: list[datetime]
-    requests: list[int]
-    cases: list[int]
+    requests: list[int]  # requests of jobs that succeeded, by the job's submit time
+    flagged: list[int]  # of those requests, how many became cases (same jobs, same time base)
+    cases: list[int]  # cases created in each bucket, whatever their job's state (for the backlog)
     jobs: list[int]
     latency_p50: list[Optional[float]]
     latency_p95: list[Optional[float]]
@@ -40,8 +42,9 @@ class Overview:
 
     @property
     def rate(self) -> list[Optional[float]]:
-        """Share of scored requests that were flagged, per bucket."""
-        return [c / r if r else None for c, r in zip(self.cases, self.requests)]
+        """Share of scored requests that were flagged, per bucket: at most 1, since both counts come from
+        the same succeeded jobs and a request has at most one case."""
+        return [f / r if r else None for f, r in zip(self.flagged, self.requests)]
 
 
 def percentile(values: list[float], q: float) -> Optional[float]:
@@ -65,6 +68,18 @@ def _owned(statement, owner: Optional[str], job_id_column):
     return statement if owner is None else statement.join(Job, Job.id == job_id_column).where(Job.owner == owner)
 
 
+def _scored_jobs(session: Session, start: datetime, owner: Optional[str]):
+    """(submitted at, requests, cases) of each succeeded job submitted since `start`: numerator and
+    denominator of the low-confidence rate from the same rows, so flags and requests share one time base."""
+    statement = (select(Job.created_at, Job.n_requests, func.count(LowConfidenceCase.id))
+                 .outerjoin(LowConfidenceCase, LowConfidenceCase.job_id == Job.id)
+                 .where(Job.status == JobStatus.succeeded.value, Job.created_at >= start)
+                 .group_by(Job.id, Job.created_at, Job.n_requests))
+    if owner is not None:
+        statement = statement.where(Job.owner == owner)
+    return session.execute(statement.limit(ROW_LIMIT))
+
+
 def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
              now: Optional[datetime] = None) -> Overview:
     start, step, buckets = window_buckets(window, now)
@@ -74,19 +89,22 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
         index = int((moment - start) // step)
         return index if 0 <= index < n else None
 
-    requests, cases, jobs, closed = [0] * n, [0] * n, [0] * n, [0] * n
+    requests, flagged, cases, jobs, closed = [0] * n, [0] * n, [0] * n, [0] * n, [0] * n
     latencies: list[list[float]] = [[] for _ in range(n)]
-    job_columns = select(Job.created_at, Job.finished_at, Job.status, Job.n_requests)
-    job_rows = session.execute(_owned(job_columns, owner, Job.id).where(Job.created_at >= start).limit(ROW_LIMIT))
-    for created, finished, status, n_requests in job_rows:
+    job_columns = select(Job.created_at, Job.finished_at)
+    for created, finished in session.execute(_owned(job_columns, owner, Job.id).where(Job.created_at >= start)
+                                             .limit(ROW_LIMIT)):
         i = slot(created)
         if i is None:
             continue
         jobs[i] += 1
-        if status == "succeeded":
-            requests[i] += n_requests
         if finished is not None:
             latencies[i].append((finished - created).total_seconds())
+    for submitted, n_requests, n_cases in _scored_jobs(session, start, owner):
+        i = slot(submitted)
+        if i is not None:
+            requests[i] += n_requests
+            flagged[i] += n_cases
     for (created,) in session.execute(_owned(select(LowConfidenceCase.created_at), owner, LowConfidenceCase.job_id)
                                       .where(LowConfidenceCase.created_at >= start).limit(ROW_LIMIT)):
         i = slot(created)
@@ -112,7 +130,7 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
     by_status = session.execute(_owned(select(LowConfidenceCase.status, func.count()), owner, LowConfidenceCase.job_id)
                                 .group_by(LowConfidenceCase.status))
     return Overview(
-        buckets=buckets, requests=requests, cases=cases, jobs=jobs,
+        buckets=buckets, requests=requests, flagged=flagged, cases=cases, jobs=jobs,
         latency_p50=[percentile(v, 50) for v in latencies], latency_p95=[percentile(v, 95) for v in latencies],
         backlog=backlog, closed=closed, open_by_reason=[(r, c) for r, c in by_reason],
         status_counts={s: c for s, c in by_status},

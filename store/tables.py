@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -65,7 +65,10 @@ class Job(Base):
     started_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
-    __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),)
+
+# One job per (owner, Idempotency-Key). coalesce: with access control off every job has owner NULL,
+# and a plain unique key treats NULLs as all different, so two concurrent repeats made two jobs.
+Index("uq_jobs_owner_idempotency_key", func.coalesce(Job.owner, ""), Job.idempotency_key, unique=True)
 
 
 class JobRequest(Base):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -17,6 +17,7 @@ from core.settings import Settings
 TASK_SCORE_CHUNK = "rerankq.score_chunk"
 INTERACTIVE = "interactive"
 BULK = "bulk"
+FALLBACK_LANE = "fallback"  # the degraded-fallback worker's own queue (workers/fallback.py)
 PUBLISHED_AT = "rerankq_published_at"  # message header: epoch seconds when the API published it
 
 
@@ -89,3 +90,16 @@ def publish_chunks(app: Celery, job_id: str, chunk_indices: Iterable[int], queue
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},
             )
+
+
+def messages_in_flight(client: Any, queues: Iterable[str]) -> int:
+    """Messages waiting in `queues` (every priority list kombu keeps for them) plus every message
+    delivered to any worker and not yet acked. 0 means the broker holds nothing for these queues."""
+    from kombu.transport.redis import Channel
+
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        for step in Channel.priority_steps:
+            pipe.llen(f"{queue}{Channel.sep}{step}" if step else queue)
+    pipe.hlen(Channel.unacked_key)
+    return sum(int(n) for n in pipe.execute())

@@ -18,14 +18,14 @@ from celery import Celery
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import chunk_plans, mark_published, unpublished_jobs
+from store.jobs import chunk_plans, mark_published, published_pending_chunks, unpublished_jobs
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
-from workers.queue import publish_chunks
+from workers.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
 from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class WorkerRuntime:
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval_s):
-            for sweep in (self.sweep_unpublished, lambda: sweep_callbacks(self)):
+            for sweep in (self.sweep_unpublished, self.sweep_lost, lambda: sweep_callbacks(self)):
                 try:
                     sweep()
                 except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad minute
@@ -99,6 +99,27 @@ class WorkerRuntime:
                 mark_published(session, job_id)
             log.warning("re-published job %s (%d chunks) that was never published", job_id, len(plans))
         return len(jobs)
+
+    def sweep_lost(self) -> int:
+        """Publish again the pending chunks of published jobs when the broker holds no message at
+        all for this model (its queues and every worker's unacked set are empty): their messages
+        were lost, e.g. by a Redis that restarted without its append-only file or a failover to a
+        replica that lagged. Duplicates are harmless; one worker per model sweeps at a time."""
+        settings = self.settings
+        model = settings.served_model
+        queues = [*queues_for(model), queue_name(model, FALLBACK_LANE)]
+        if messages_in_flight(self.redis, queues):
+            return 0
+        if not self.redis.set(f"rerankq:sweep-lost:{model_key(model)}", self.hostname, nx=True,
+                              ex=max(1, int(settings.sweep_interval_s))):
+            return 0
+        cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)
+        with session_scope(settings.database_url) as session:
+            lost = published_pending_chunks(session, queues_for(model), cutoff)
+        for job_id, (queue, chunks) in lost.items():
+            publish_chunks(self.app, job_id, chunks, queue)
+            log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks), job_id)
+        return len(lost)
 
 
 _runtime: Optional[WorkerRuntime] = None

@@ -1,10 +1,11 @@
 """Optional Redis cache of pair scores, so a pair scored once skips the model while it is cached.
 
 The key is a SHA-256 of everything that decides the score: model name and revision, score type,
-the instruction actually used (the model's default when a request has none), query, document,
-max_tokens_per_doc and the max_length budget. A new model revision therefore never meets old
-entries. One MGET per chunk looks every pair up; only misses go to the batcher; misses are
-written back with a TTL in one pipeline. Redis trouble never fails a chunk: it scores uncached.
+the dtype the model runs in (bf16 and fp32 scores differ), the instruction actually used (the model's
+default when a request has none), query, document, max_tokens_per_doc, the max_length budget and the
+long-document handling (mode and window count). A new model revision, or a worker running another
+dtype or mode, therefore never meets old entries. One MGET per chunk looks every pair up; only
+misses go to the batcher; misses are written back with a TTL in one pipeline. Redis trouble never fails a chunk: it scores uncached.
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ HITS = Counter("rerankq_score_cache_hits", "Pairs answered from the score cache.
 MISSES = Counter("rerankq_score_cache_misses", "Pairs the score cache did not hold (scored by the model).")
 
 
-def cache_key(model: str, revision: str, score_type: str, max_length: int, instruction: Optional[str],
+def cache_key(model: str, revision: str, score_type: str, dtype: str, max_length: int,
+              long_document_mode: str, long_document_max_windows: int, instruction: Optional[str],
               pair: Pair) -> str:
-    fields = [model, revision, score_type, max_length, instruction, pair.query, pair.document,
-              pair.max_tokens_per_doc]
+    fields = [model, revision, score_type, dtype, max_length, long_document_mode, long_document_max_windows,
+              instruction, pair.query, pair.document, pair.max_tokens_per_doc]
     digest = hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
     return PREFIX + digest
 
 
 def runtime_keys(runtime, pairs: Sequence[Pair]) -> list[str]:
-    info, default = runtime.backend.info, runtime.backend.default_instruction()
-    return [cache_key(info.name, info.revision, info.score_type, runtime.settings.max_length,
+    info, default, settings = runtime.backend.info, runtime.backend.default_instruction(), runtime.settings
+    return [cache_key(info.name, info.revision, info.score_type, info.dtype, settings.max_length,
+                      settings.long_document_mode, settings.long_document_max_windows,
                       pair.instruction if pair.instruction is not None else default, pair) for pair in pairs]
 
 

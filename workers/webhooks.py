@@ -6,8 +6,10 @@ GET /v1/jobs/{id} shows it. A Redis lease keeps two threads (or workers) from de
 at once; the worker's sweeper picks up deliveries a dead worker left, and cancelled jobs. Delivery
 is at least once: receivers should de-duplicate on the job id.
 
-The URL is checked against the allow-list again before every attempt, and redirects are never
-followed, so a delivery cannot be steered to a host the allow-list does not name.
+The URL is checked against the allow-list again before every attempt, its host is resolved and
+refused when it points inside the network (unless RERANKQ_WEBHOOK_ALLOW_PRIVATE), the POST goes to
+the address that was checked (no second lookup, no HTTP(S)_PROXY, which would look it up again),
+and redirects are never followed: a delivery cannot be steered anywhere the checks did not pass.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Optional
 import httpx
 import redis
 
+from core.callback_addresses import pin, resolve_host
 from core.settings import Settings
-from core.webhooks import callback_url_problem, parse_allowed_hosts, sign
+from core.webhooks import callback_url_problem, host_and_port, parse_allowed_hosts, sign
 from store.callbacks import CallbackTarget, callback_target, pending_callbacks, record_attempt
 from store.db import session_scope
 
@@ -114,12 +117,17 @@ def post_summary(settings: Settings, target: CallbackTarget) -> tuple[Optional[s
     problem = callback_url_problem(target.url, settings.webhook_allowed_hosts)
     if problem:
         return f"not delivered: callback_url {problem}", True
+    resolution = resolve_host(*host_and_port(target.url), allow_private=settings.webhook_allow_private)
+    if resolution.problem:
+        # An internal address will not stop being one; a name that does not resolve may yet.
+        return f"not delivered: callback_url {resolution.problem}", bool(resolution.addresses)
+    pinned = pin(target.url, resolution.addresses[0])
     body = json.dumps(summary(settings, target), separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "rerankq-webhooks",
-               **sign(settings.webhook_secret, body)}
+               **sign(settings.webhook_secret, body), **pinned.headers}
     try:
-        response = httpx.post(target.url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
-                              follow_redirects=False)
+        with httpx.Client(trust_env=False, follow_redirects=False, timeout=settings.webhook_timeout_s) as http:
+            response = http.post(pinned.url, content=body, headers=headers, extensions=pinned.extensions)
     except httpx.HTTPError as error:
         return f"{type(error).__name__}: {error}", False
     if response.is_success:

@@ -131,19 +131,11 @@ def time_chart(buckets: Sequence[datetime], series: Sequence[Series], *, label: 
                              f'<title>{escape(s.name)} {buckets[i].strftime("%Y-%m-%d %H:%M")}: '
                              f'{escape(y_format(value))}</title></rect>')
     for s in (s for s in series if s.kind == "line"):
-        points = [(cx(i), y(v), v, i) for i, v in enumerate(s.values) if v is not None]
-        if len(points) > 1:
-            path = " ".join(f"{'M' if k == 0 else 'L'}{px:.1f},{py:.1f}" for k, (px, py, _v, _i) in enumerate(points))
-            parts.append(f'<path class="line" stroke="{COLORS[s.color]}" d="{path}"/>')
-        dense = len(points) > 16  # many buckets: a clean line, with invisible hover targets for the values
-        for k, (px, py, value, i) in enumerate(points):
-            visible = not dense or k == len(points) - 1
-            parts.append(f'<circle class="{"dot" if visible else "hover"}" fill="{COLORS[s.color]}" cx="{px:.1f}" '
-                         f'cy="{py:.1f}" r="{3 if visible else max(slot / 2, 3):.1f}">'
-                         f'<title>{escape(s.name)} {buckets[i].strftime("%Y-%m-%d %H:%M")}: '
-                         f'{escape(y_format(value))}</title></circle>')
+        parts += _line(s, [(cx(i), y(v), v, i) for i, v in enumerate(s.values) if v is not None], buckets, slot,
+                       y_format)
+    # Label from the newest bucket back, so the bucket holding the latest data always has its time.
     every = max(1, math.ceil(len(buckets) / 7))
-    for i in range(0, len(buckets), every):
+    for i in range(len(buckets) - 1, -1, -every):
         parts.append(f'<text class="tick" x="{cx(i):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
                      f'{escape(buckets[i].strftime(x_format))}</text>')
     legend_x = LEFT
@@ -152,6 +144,43 @@ def time_chart(buckets: Sequence[datetime], series: Sequence[Series], *, label: 
                      f'<text class="legend" x="{legend_x + 14}" y="{TOP + 7}">{escape(s.name)}</text>')
         legend_x += 24 + 7 * len(s.name)
     return _frame(parts, label)
+
+
+def runs(points: Sequence[tuple]) -> list[list[tuple]]:
+    """Points split where buckets are missing (index i = the bucket), so a line never bridges a gap."""
+    found: list[list[tuple]] = []
+    for point in points:
+        if found and point[-1] == found[-1][-1][-1] + 1:
+            found[-1].append(point)
+        else:
+            found.append([point])
+    return found
+
+
+def _line(s: Series, points: Sequence[tuple[float, float, float, int]], buckets: Sequence[datetime], slot: float,
+          y_format: Callable[[float], str]) -> list[str]:
+    """One path per run of consecutive buckets, its last point marked; a point with no neighbour gets a
+    marker big enough to see on its own."""
+    parts, lone, ends = [], set(), set()
+    for run in runs(points):
+        ends.add(run[-1][-1])
+        if len(run) == 1:
+            lone.add(run[0][-1])
+            continue
+        path = " ".join(f"{'M' if k == 0 else 'L'}{px:.1f},{py:.1f}" for k, (px, py, _v, _i) in enumerate(run))
+        parts.append(f'<path class="line" stroke="{COLORS[s.color]}" d="{path}"/>')
+    dense = len(points) > 16  # many buckets: a clean line, with invisible hover targets for the values
+    for px, py, value, i in points:
+        if i in lone:
+            css, radius = "dot lone", 5.0
+        elif not dense or i in ends:
+            css, radius = "dot", 3.0
+        else:
+            css, radius = "hover", max(slot / 2, 3)
+        parts.append(f'<circle class="{css}" fill="{COLORS[s.color]}" cx="{px:.1f}" cy="{py:.1f}" r="{radius:.1f}">'
+                     f'<title>{escape(s.name)} {buckets[i].strftime("%Y-%m-%d %H:%M")}: '
+                     f'{escape(y_format(value))}</title></circle>')
+    return parts
 
 
 def bar_list(items: Sequence[tuple[str, int]], *, label: str, color: str = "amber") -> Markup:

@@ -28,7 +28,7 @@ def overview_page(request: Request, viewer: ReviewerDep, state: StateDep):
         stats = overview(session, window, owner)
         bins, n_scores = score_histogram(session, owner)
     settings, x_format = state.settings, X_FORMATS[window]
-    flagged, scored = sum(stats.cases), sum(stats.requests)
+    flagged, scored = sum(stats.flagged), sum(stats.requests)
     figures = dict(open=stats.status_counts.get("open", 0), reviewed=stats.status_counts.get("reviewed", 0),
                    dismissed=stats.status_counts.get("dismissed", 0), flagged=flagged, scored=scored,
                    rate=flagged / scored if scored else None, jobs=sum(stats.jobs),

@@ -15,7 +15,7 @@ from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
 from api.routes.rerank import wait_until_done
-from api.served_models import accepted_names
+from api.served_models import accepted_names, resolve_model
 from api.submit import submit
 from core.redis_keys import cancelled_key, done_key
 from core.schemas import JobAccepted, JobCreate, JobStatus, JobView
@@ -35,7 +35,7 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
     settings = state.settings
     check_requests(body.requests, settings)
     check_callback_url(body.callback_url, settings)
-    models = {r.model or settings.served_model for r in body.requests}
+    models = {resolve_model(settings, r.model) or settings.served_model for r in body.requests}
     served = accepted_names(settings, state.redis, [r.model for r in body.requests])
     for index, request in enumerate(body.requests):
         check_model(request, served, prefix=f"requests.{index}.")

@@ -25,6 +25,8 @@ class ModelCard(BaseModel):
     revision: Optional[str] = Field(None, description="Model revision its workers run (the most common one).")
     backend: Optional[str] = Field(None, description="Scoring backend (qwen3, seq-cls).")
     score_type: Optional[str] = Field(None, description="What relevance_score means for this model.")
+    aliases: list[str] = Field(default_factory=list, description="Other names that mean this model "
+                               "(RERANKQ_MODEL_ALIASES, e.g. a Cohere model name).")
 
 
 class ModelList(BaseModel):
@@ -40,7 +42,9 @@ def list_models(state: StateDep, _principal: ReadDep) -> ModelList:
         workers = live_workers(state.redis)
     except redis.RedisError as error:
         raise ApiError(503, "broker_unavailable", f"worker heartbeats cannot be read: {error}") from error
+    aliases = state.settings.model_aliases
     cards = [ModelCard(id=m.id, workers=m.workers, ready=m.ready, default=m.default, revision=m.revision,
-                       backend=m.backend, score_type=m.score_type)
+                       backend=m.backend, score_type=m.score_type,
+                       aliases=sorted(alias for alias, target in aliases.items() if target == m.id))
              for m in served_models(state.settings, workers)]
     return ModelList(data=cards)

@@ -47,6 +47,14 @@ def read_output(path: Path) -> list[dict]:
     return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
 
+def run_id_of(output: Path) -> str:
+    return json.loads(output.with_name(output.name + ".state").read_text().splitlines()[0])["run_id"]
+
+
+def job_ids_by_line(output: Path) -> dict[int, str]:
+    return {r["line"]: r["job_id"] for r in read_output(output)}
+
+
 def jobs_per_key(stack, keys: list[str]) -> dict[str, int]:
     with session_scope(stack.database_url) as session:
         rows = session.execute(select(Job.idempotency_key, func.count()).where(Job.idempotency_key.in_(keys))
@@ -108,8 +116,43 @@ def test_resume_after_sigkill_submits_no_line_twice(stack, tmp_path):
     assert submitted + reattached <= n_lines // batch - len(written_before) // batch
 
     lines, _ = read_input(source)
-    keys = [idempotency_key(source, lines[i:i + batch]) for i in range(0, n_lines, batch)]
+    keys = [idempotency_key(run_id_of(output), source, lines[i:i + batch]) for i in range(0, n_lines, batch)]
     assert jobs_per_key(stack, keys) == {key: 1 for key in keys}  # one job per group, across both runs
+
+
+def test_a_resume_that_lost_its_state_lines_reattaches_by_key(stack, tmp_path):
+    """Into the same OUTPUT, the run id (kept in OUTPUT.state) makes the same keys: no second job."""
+    source = write_input(tmp_path / "in.jsonl", [request_line(i) for i in range(6)])
+    output = tmp_path / "out.jsonl"
+    args = [str(source), "-o", str(output), "--batch-size", "2"]
+    assert run_cli(stack, *args).returncode == 0
+    first_jobs = job_ids_by_line(output)
+    state = output.with_name(output.name + ".state")
+    header = state.read_text().splitlines()[0]
+    state.write_text(header + "\n")  # as if the run died after submitting, before recording its jobs
+    output.write_text("")  # ... and before writing any result
+    again = run_cli(stack, *args)
+    assert again.returncode == 0, again.stderr
+    assert job_ids_by_line(output) == first_jobs
+    lines, _ = read_input(source)
+    keys = [idempotency_key(run_id_of(output), source, lines[i:i + 2]) for i in range(0, 6, 2)]
+    assert jobs_per_key(stack, keys) == {key: 1 for key in keys}
+
+
+def test_a_new_output_scores_the_same_input_afresh(stack, tmp_path):
+    """The service keeps idempotency keys forever; a new OUTPUT is a new run with new jobs."""
+    source = write_input(tmp_path / "in.jsonl", [request_line(i) for i in range(4)])
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    assert run_cli(stack, str(source), "-o", str(first), "--batch-size", "2").returncode == 0
+    done = run_cli(stack, str(source), "-o", str(second), "--batch-size", "2")
+    assert done.returncode == 0, done.stderr
+    assert "0 already done before this run; 2 jobs submitted, 0 re-attached" in done.stderr
+    assert run_id_of(first) != run_id_of(second)
+    old, new = job_ids_by_line(first), job_ids_by_line(second)
+    assert sorted(old) == sorted(new) == [1, 2, 3, 4]
+    assert set(old.values()).isdisjoint(new.values())
+    with session_scope(stack.database_url) as session:
+        assert session.scalar(select(func.count()).where(Job.id.in_(set(new.values())))) == 2
 
 
 def test_an_existing_output_without_state_is_not_overwritten(stack, tmp_path):

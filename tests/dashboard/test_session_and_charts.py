@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -65,8 +66,42 @@ def test_charts_escape_labels_and_show_empty_states():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "No data" in str(charts.histogram([], label="x"))
     assert "queue is empty" in str(charts.bar_list([("a", 0)], label="x"))
-    buckets = [datetime(2026, 1, 1, h, tzinfo=timezone.utc) for h in range(3)]
-    line = str(charts.time_chart(buckets, [charts.Series("rate", [None, 0.5, 1.0], "red")], label="rate"))
-    assert line.count("<circle") == 2 and "<path" in line  # None is a gap, not a zero
     bars = str(charts.histogram([(0.0, 0.5, 2), (0.5, 1.0, 0)], label="h", markers=[(0.5, "flag")]))
     assert bars.count("<rect") == 1 and 'class="marker"' in bars
+
+
+HOURS = [datetime(2026, 1, 1, h, tzinfo=timezone.utc) for h in range(24)]
+
+
+def paths(svg: str) -> list[str]:
+    return re.findall(r'<path class="line"[^>]* d="([^"]+)"', svg)
+
+
+def test_a_none_in_the_middle_breaks_the_line():
+    values = [0.2, 0.4, None, 0.6, 0.8] + [None] * 19
+    svg = str(charts.time_chart(HOURS, [charts.Series("rate", values, "red")], label="rate"))
+    assert [d.count("M") for d in paths(svg)] == [1, 1], "two runs, two separate segments"
+    assert [d.count("L") for d in paths(svg)] == [1, 1]
+    assert svg.count("<circle") == 4 and "00:00: 0.2" in svg and "04:00: 0.8" in svg
+    leading = str(charts.time_chart(HOURS[:3], [charts.Series("rate", [None, 0.5, 1.0], "red")], label="rate"))
+    assert leading.count("<circle") == 2 and len(paths(leading)) == 1  # a leading None is a gap, not a zero
+
+
+def test_a_lone_point_gets_a_visible_marker():
+    only_last = str(charts.time_chart(HOURS, [charts.Series("p95", [None] * 23 + [0.3], "red")], label="latency"))
+    assert paths(only_last) == []
+    [marker] = re.findall(r'<circle class="dot lone"[^>]* r="([\d.]+)"', only_last)
+    assert float(marker) >= 5
+    # Isolated between gaps too, and even where the series is dense enough to hide ordinary dots.
+    dense = [0.5] * 20 + [None, 0.7, None, None]
+    svg = str(charts.time_chart(HOURS, [charts.Series("p95", dense, "red")], label="latency"))
+    assert len(re.findall(r'class="dot lone"', svg)) == 1 and "21:00: 0.7" in svg.split('class="dot lone"')[1]
+    assert len(re.findall(r'class="hover"', svg)) == 19 and len(paths(svg)) == 1
+
+
+def test_the_x_axis_labels_the_latest_bucket():
+    svg = str(charts.time_chart(HOURS, [charts.Series("jobs", [0] * 23 + [4], "blue", "bar")], label="jobs"))
+    ticks = re.findall(r'<text class="tick" x="[^"]+" y="212" text-anchor="middle">([^<]+)</text>', svg)
+    assert ticks[0] == "23:00" and "03:00" in ticks and len(ticks) == 6
+    few = str(charts.time_chart(HOURS[:5], [charts.Series("jobs", [1, 0, 0, 0, 2], "blue", "bar")], label="jobs"))
+    assert re.findall(r'text-anchor="middle">(\d\d:00)</text>', few) == ["04:00", "03:00", "02:00", "01:00", "00:00"]

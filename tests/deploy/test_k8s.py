@@ -1,16 +1,21 @@
 """deploy/k8s, checked without a cluster: manifests parse, commands and probes are real CLI
 commands, env names are settings, ports and names line up, workers get one GPU each, and KEDA
-watches the very lists the workers consume."""
+watches the very lists the workers consume, scales down slowly, and the README's commands point
+at the kustomization."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
+from core.settings import Settings
 from tests.deploy.settings_check import assert_cli_accepts, assert_real_settings, duration_s
 from workers.queue import queues_for
 
@@ -129,17 +134,139 @@ def test_keda_scales_workers_on_the_lists_they_consume(manifests):
     assert scaled["minReplicaCount"] >= 1, "GPU pods start slowly: keep one warm"
     settings = config(manifests)
     model = settings.get("RERANKQ_MODEL_NAME") or settings["RERANKQ_MODEL"]
-    lists = [t["metadata"]["listName"] for t in scaled["triggers"]]
+    redis_triggers = [t for t in scaled["triggers"] if t["type"] == "redis"]
+    assert {t["type"] for t in scaled["triggers"]} <= {"redis", "prometheus"}
+    lists = [t["metadata"]["listName"] for t in redis_triggers]
     assert sorted(lists) == sorted(queues_for(model))
     secrets = {name: doc["stringData"] for (kind, name), doc in manifests.items() if kind == "Secret"}
-    for trigger in scaled["triggers"]:
-        assert trigger["type"] == "redis"
+    for trigger in redis_triggers:
         auth = manifests[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
         params = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
         assert {"address", "password"} <= params
         for ref in auth["spec"]["secretTargetRef"]:
             assert ref["key"] in secrets[ref["name"]], ref
         assert int(trigger["metadata"]["listLength"]) >= 1
+
+
+def test_scale_down_waits_out_short_dips(manifests):
+    """cooldownPeriod and activation thresholds act only on scaling to and from zero; with a warm
+    minimum the HPA's scale-down behaviour is what keeps models loaded through a short dip."""
+    scaled = manifests[("ScaledObject", "rerankq-worker")]["spec"]
+    scale_down = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    assert 300 <= scale_down["stabilizationWindowSeconds"] <= 3600  # the HPA rejects more than an hour
+    policies = scale_down["policies"]
+    assert policies and all(p["type"] in ("Pods", "Percent") and p["value"] >= 1 and p["periodSeconds"] >= 60
+                            for p in policies)
+    assert any(p["type"] == "Pods" and p["value"] == 1 for p in policies), "remove GPU pods one at a time"
+    if scaled["minReplicaCount"] >= 1:
+        assert "cooldownPeriod" not in scaled, "cooldownPeriod does nothing unless minReplicaCount is 0"
+        for trigger in scaled["triggers"]:
+            assert not any(key.startswith("activation") for key in trigger["metadata"]), (
+                f"{trigger['type']} trigger: activation thresholds do nothing unless minReplicaCount is 0")
+
+
+def commented_triggers(text: str) -> list[dict]:
+    """Triggers left commented out in a manifest (`# - type: ...` and the `#   ...` lines under it)."""
+    found, block = [], None
+    for line in text.splitlines() + [""]:
+        stripped = line.strip()
+        if re.fullmatch(r"# - type: \S+", stripped):
+            if block:
+                found.append(block)
+            block = [stripped[2:]]
+        elif block is not None and stripped.startswith("#   "):
+            block.append(stripped[2:])
+        elif block is not None:
+            found.append(block)
+            block = None
+    return [yaml.safe_load("\n".join(lines))[0] for lines in found]
+
+
+def test_the_commented_prometheus_trigger_counts_waiting_and_in_flight_chunks(manifests):
+    pytest.importorskip("promql_parser", reason="needs promql-parser (pip install 'rerankq[dev]')")
+    from tests.deploy.exported import exported_series
+    from tests.deploy.test_monitoring import check_query
+
+    (trigger,) = [t for t in commented_triggers((K8S / "keda.yaml").read_text()) if t["type"] == "prometheus"]
+    query = trigger["metadata"]["query"]
+    names = check_query(query, exported_series(), "keda.yaml prometheus trigger")
+    assert {"rerankq_queue_depth", "rerankq_queue_unacked_messages"} <= names
+    settings = config(manifests)
+    model = settings.get("RERANKQ_MODEL_NAME") or settings["RERANKQ_MODEL"]
+    assert f'model="{model}"' in query, "the depth is this model's queues only"
+    concurrency = int(settings.get("RERANKQ_WORKER_CONCURRENCY", Settings.model_fields["worker_concurrency"].default))
+    assert int(trigger["metadata"]["threshold"]) == concurrency, "one worker per RERANKQ_WORKER_CONCURRENCY chunks"
+    assert trigger["metadata"]["serverAddress"].startswith("http")
+
+
+def readme_blocks(heading: str) -> list[str]:
+    """The bash blocks of one README section (up to the next heading of the same or a higher
+    level; `#` lines inside code blocks are shell comments, not headings)."""
+    level = len(heading.split(" ")[0])
+    blocks: list[str] = []
+    inside, fence, block = False, None, []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        stripped = line.strip()
+        if fence is None and re.match(r"#{1,6} ", line):
+            if inside and len(line.split(" ")[0]) <= level:
+                break
+            inside = inside or line == heading
+        elif stripped.startswith("```"):
+            if fence is None:
+                fence, block = stripped[3:], []
+            else:
+                if inside and fence == "bash":
+                    blocks.append(textwrap.dedent("\n".join(block)))
+                fence = None
+        elif fence is not None:
+            block.append(line)
+    assert inside, f"README has no section {heading!r}"
+    return blocks
+
+
+def kustomize_paths(block: str) -> list[tuple[str, Path]]:
+    """(command, directory) for every kustomize use in a shell block, following `cd` the way the
+    shell does: a `cd` inside `( ... )` ends with the parentheses, one outside them lasts."""
+    found = []
+    cwd = ROOT
+    for line in block.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        stack, words = [], []
+        for token in [*lexer, ";"]:
+            if token in ("&&", "||", "|", ";", "(", ")"):
+                if words[:1] == ["cd"]:
+                    cwd = (cwd / words[1]).resolve()
+                elif words[:3] == ["kubectl", "apply", "-k"]:
+                    found.append((" ".join(words), (cwd / words[3]).resolve()))
+                elif words[:2] == ["kubectl", "kustomize"]:
+                    found.append((" ".join(words), (cwd / words[2]).resolve()))
+                elif words[:2] == ["kustomize", "edit"]:
+                    found.append((" ".join(words), cwd))
+                words = []
+                if token == "(":
+                    stack.append(cwd)
+                elif token == ")":
+                    cwd = stack.pop()
+            else:
+                words.append(token)
+    return found
+
+
+def test_readme_kubernetes_commands_point_at_the_kustomization():
+    uses = [use for heading in ("## Kubernetes", "### Upgrading") for block in readme_blocks(heading)
+            for use in kustomize_paths(block)]
+    assert any(command.startswith("kubectl apply -k") for command, _ in uses)
+    assert any(command.startswith("kustomize edit") for command, _ in uses)
+    for command, directory in uses:
+        assert directory == K8S.resolve(), f"README: `{command}` runs on {directory}, not deploy/k8s"
+
+
+def test_the_readme_path_checker_follows_cd():
+    broken = "cd deploy/k8s && kustomize edit set image a=b\nkubectl apply -k deploy/k8s\n"
+    assert [d for _, d in kustomize_paths(broken)] == [K8S.resolve(), (K8S / "deploy/k8s").resolve()]
+    fixed = "(cd deploy/k8s && kustomize edit set image a=b)\nkubectl apply -k deploy/k8s\n"
+    assert [d for _, d in kustomize_paths(fixed)] == [K8S.resolve(), K8S.resolve()]
 
 
 def test_kustomize_builds():

@@ -65,6 +65,26 @@ def test_body_over_size_limit_is_413(limited, stack):
     assert job_count(stack) == before
 
 
+def chunked(body: bytes, piece: int = 512):
+    """The body as a generator: httpx sends it chunked, with no Content-Length."""
+    for start in range(0, len(body), piece):
+        yield body[start:start + piece]
+
+
+def test_chunked_body_over_size_limit_is_413_and_under_it_is_accepted(limited, stack):
+    before = job_count(stack)
+    too_big = limited.post("/v1/jobs", content=chunked(b'{"requests": [' + b" " * 4096 + b"]}"),
+                           headers={"content-type": "application/json"})
+    assert "content-length" not in too_big.request.headers
+    assert too_big.status_code == 413, too_big.text
+    assert too_big.json()["details"][0] == {"field": "body", "message": "too large", "limit": 2048}
+    assert job_count(stack) == before
+    small = b'{"requests": [{"query": "chunked", "documents": ["a", "b"]}]}'
+    accepted = limited.post("/v1/jobs", content=chunked(small, 16), headers={"content-type": "application/json"})
+    assert accepted.status_code == 202, accepted.text
+    assert wait_job(limited, accepted.json()["id"])["status"] == "succeeded"
+
+
 @pytest.mark.parametrize("body, status, field", [
     ({"query": "", "documents": ["a"]}, 422, "query"),
     ({"query": "   ", "documents": ["a"]}, 422, "query"),
@@ -101,6 +121,25 @@ def test_idempotency_key_returns_the_same_job(client, stack):
     assert again.json()["id"] == first.json()["id"]
     assert job_count(stack) == before
     assert wait_job(client, first.json()["id"])["status"] == "succeeded"
+
+
+def test_concurrent_repeats_of_an_idempotency_key_make_one_job(stack):
+    """Eight clients send the same key at once (access control off: no owner): one job."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"requests": [{"query": "concurrent idempotent", "documents": ["a", "b"]}]}
+    before = job_count(stack)
+
+    def post(_):
+        with stack.client() as own:
+            return own.post("/v1/jobs", json=body, headers={"Idempotency-Key": "key-concurrent"})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert all(a.status_code in (200, 202) for a in answers), [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert [a.status_code for a in answers].count(202) == 1
+    assert job_count(stack) == before + 1
 
 
 def test_queue_deeper_than_the_limit_gets_429_with_retry_after(stack):

@@ -44,6 +44,7 @@ def test_without_a_reranker_worker_the_fallback_answers_marked_degraded(degraded
     meta = response.meta
     assert meta.degraded is True and meta.model == str(embedding_dir) and meta.score_type == DEGRADED_TYPE
     assert meta.instruction is None
+    assert [r.degraded for r in response.results] == [True] * 3, "every result says it is degraded"
     expected = reference_cosine(embedding_dir, "capital of france", docs)
     assert {r.index: round(r.relevance_score, 5) for r in response.results} == \
         {i: round(s, 5) for i, s in enumerate(expected)}
@@ -65,6 +66,8 @@ def test_a_chunk_that_fails_on_the_reranker_is_handed_to_the_fallback(degraded, 
     assert not healthy.meta.degraded and healthy.meta.model == str(tiny_qwen3)
     assert rescued.meta.degraded and rescued.meta.model == str(embedding_dir)
     assert rescued.meta.score_type == DEGRADED_TYPE and len(rescued.results) == 2
+    assert [r.degraded for r in rescued.results] == [True, True]
+    assert [r.degraded for r in healthy.results] == [None, None], "reranker results carry no mark"
     assert "handed to the fallback" in primary.log()
 
 

@@ -11,6 +11,8 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install 'rerankq[dev]')")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis.errors import Unsatisfiable  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
 
 pytestmark = pytest.mark.slow
 EXAMPLES_PER_OPERATION = 25
@@ -24,15 +26,48 @@ def check(case) -> None:
         assert isinstance(body.get("error"), str) and isinstance(body.get("message"), str), body
 
 
-def test_every_operation_survives_generated_input(stack):
-    schema = schemathesis.openapi.from_url(stack.base_url + "/openapi.json")
+def fuzz_every_operation(base_url: str, mode, headers=None) -> None:
+    schema = schemathesis.openapi.from_url(base_url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert any(op.path == "/v1/rerank" for op in operations) and any(op.path == "/v1/jobs" for op in operations)
+    nothing_to_break = []  # negative mode: operations whose schema leaves no invalid input to make
     for operation in operations:
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(mode, headers=headers))
         def fuzz(case) -> None:
             check(case)
 
-        fuzz()
+        try:
+            fuzz()
+        except Unsatisfiable:
+            if mode is GenerationMode.POSITIVE:
+                raise
+            nothing_to_break.append(f"{operation.method.upper()} {operation.path}")
+    assert not {"POST /v1/rerank", "POST /v1/jobs", "GET /v1/jobs/{job_id}"} & set(nothing_to_break), nothing_to_break
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_every_operation_survives_generated_input(stack, mode):
+    """Positive: inputs the schema allows. Negative: inputs it forbids (wrong types, missing
+    fields, out-of-range numbers), which must all be refused with a JSON 4xx."""
+    fuzz_every_operation(stack.base_url, GenerationMode(mode))
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_every_operation_survives_generated_input_with_access_control_on(stack, with_key):
+    """With keys required: without one every operation answers a JSON 401; with an admin key the
+    generated input reaches the handlers, as above."""
+    from core.redis_server import free_port
+
+    port = free_port()
+    api = stack.extra_api(port, RERANKQ_AUTH_ENABLED="true")
+    try:
+        headers = None
+        if with_key:
+            done = stack.cli("keys", "create", "--name", "fuzz", "--scopes", "admin")
+            assert done.returncode == 0, done.stderr
+            headers = {"Authorization": f"Bearer {done.stdout.strip().splitlines()[-1]}"}
+        fuzz_every_operation(f"http://127.0.0.1:{port}", GenerationMode.POSITIVE, headers)
+    finally:
+        api.stop()

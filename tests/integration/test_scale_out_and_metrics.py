@@ -19,6 +19,8 @@ from tests.conftest import make_stack
 from tests.support.postgres import missing_reason
 from tests.support.stack import Stack, wait_job, wait_until
 
+pytestmark = pytest.mark.slow  # its own Redis, store and two workers
+
 QWEN, CE, SPARE = "tiny-qwen3", "tiny-ce", "spare-model"
 
 

@@ -1,5 +1,6 @@
 """Webhooks, the score cache and job failures on a real stack of their own (redis-server, SQLite,
-one worker with the score cache on, one API), with a local HTTP receiver on 127.0.0.1."""
+one worker with the score cache on, one API), with a local HTTP receiver on 127.0.0.1 (so the stack
+sets RERANKQ_WEBHOOK_ALLOW_PRIVATE; one test checks what happens without it)."""
 
 from __future__ import annotations
 
@@ -26,18 +27,26 @@ SECRET = "test-webhook-secret"
 
 
 class Receiver:
-    """Records each POST (headers, raw body); answers the queued status codes first, then 204."""
+    """Records each POST (headers, raw body; and its path); answers 302 on the paths in `redirects`,
+    else the queued status codes first, then 204."""
 
     def __init__(self) -> None:
         self.deliveries: list[tuple[dict, bytes]] = []
+        self.paths: list[str] = []
         self.statuses: list[int] = []
+        self.redirects: dict[str, str] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.paths.append(self.path)
                 receiver.deliveries.append((dict(self.headers), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
+                if self.path in receiver.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", receiver.redirects[self.path])
+                else:
+                    self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
                 self.end_headers()
 
             def log_message(self, *_args) -> None:
@@ -66,7 +75,8 @@ def features(tmp_path_factory, tiny_qwen3, receiver):
     metrics_port = free_port()
     stack = make_stack(
         tmp_path_factory.mktemp("features"), tiny_qwen3,
-        RERANKQ_WEBHOOK_ALLOWED_HOSTS=f"127.0.0.1:{receiver.port}", RERANKQ_WEBHOOK_SECRET=SECRET,
+        RERANKQ_WEBHOOK_ALLOWED_HOSTS=f"127.0.0.1:{receiver.port},localhost:{receiver.port}",
+        RERANKQ_WEBHOOK_SECRET=SECRET, RERANKQ_WEBHOOK_ALLOW_PRIVATE="true",
         RERANKQ_WEBHOOK_BACKOFF_S="0.2", RERANKQ_WEBHOOK_MAX_ATTEMPTS="3", RERANKQ_SWEEP_INTERVAL_S="1",
         RERANKQ_PUBLIC_URL="https://rerank.example.com/", RERANKQ_SCORE_CACHE_ENABLED="true",
         RERANKQ_FAULT_POISON_MARKER="POISON", RERANKQ_MAX_ATTEMPTS="1",
@@ -137,6 +147,36 @@ def test_callback_hosts_outside_the_allow_list_are_refused_at_submit(features, r
             with pytest.raises(InvalidRequest) as raised:
                 client.submit([{"query": "q", "documents": ["a"]}], callback_url=url)
             assert raised.value.status == 422 and raised.value.details[0]["field"] == "callback_url"
+
+
+def test_allow_listed_loopback_callbacks_are_refused_without_allow_private(features, receiver):
+    port = free_port()
+    api = features.extra_api(port, RERANKQ_WEBHOOK_ALLOW_PRIVATE="false")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for host in ("127.0.0.1", "localhost"):
+                response = client.post("/v1/jobs", json={"requests": [{"query": "q", "documents": ["a"]}],
+                                                         "callback_url": f"http://{host}:{receiver.port}/x"})
+                assert response.status_code == 422, response.text
+                body = response.json()
+                assert body["details"][0]["field"] == "callback_url"
+                assert body["message"].startswith(f"callback_url: host '{host}' resolves to ")
+                assert "loopback" in body["message"] and "RERANKQ_WEBHOOK_ALLOW_PRIVATE" in body["message"]
+    finally:
+        api.stop()
+
+
+def test_redirects_from_the_receiver_are_not_followed(features, receiver):
+    receiver.redirects["/hooks/moved"] = receiver.url("/hooks/moved-here")
+    with RerankClient(features.base_url) as client:
+        job = client.submit([{"query": "redirect me", "documents": ["a"]}], callback_url=receiver.url("/hooks/moved"))
+        client.wait(job.id, timeout=60)
+    callback = wait_until(lambda: (c := callback_of(features, job.id))["status"] != "pending" and c, 30, "delivery")
+    assert callback["status"] == "failed" and callback["delivered_at"] is None
+    assert callback["attempts"] == 3  # RERANKQ_WEBHOOK_MAX_ATTEMPTS: each answered 302
+    assert callback["last_error"] == "HTTP 302 (redirects are not followed)"
+    assert len(deliveries_for(receiver, job.id)) == 3
+    assert "/hooks/moved-here" not in receiver.paths
 
 
 def test_webhooks_are_off_without_an_allow_list(client):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +119,20 @@ def test_revision_prefers_commit_then_setting_then_local_fingerprint(tiny_qwen3,
     first = model_revision(settings(model=str(tiny_qwen3)), no_commit)
     assert first.startswith("local-") and first == model_revision(settings(model=str(tiny_qwen3)), no_commit)
     assert first != model_revision(settings(model=str(tiny_cross_encoder)), no_commit)
+
+
+def test_a_retrained_checkpoint_of_the_same_shape_gets_a_new_revision(tiny_qwen3, tmp_path):
+    no_commit = SimpleNamespace(_commit_hash=None)
+    copy = Path(shutil.copytree(tiny_qwen3, tmp_path / "model"))  # copy2 keeps modification times
+    revision = model_revision(settings(model=str(copy)), no_commit)
+    assert revision == model_revision(settings(model=str(tiny_qwen3)), no_commit)
+    weights = next(p for p in copy.iterdir() if p.suffix == ".safetensors")
+    size, mtime_ns = weights.stat().st_size, weights.stat().st_mtime_ns
+    weights.write_bytes(bytes(reversed(weights.read_bytes())))  # other weights, same size
+    os.utime(weights, ns=(mtime_ns + 10**9, mtime_ns + 10**9))
+    assert weights.stat().st_size == size
+    retrained = model_revision(settings(model=str(copy)), no_commit)
+    assert retrained.startswith("local-") and retrained != revision
 
 
 def test_importing_models_does_not_import_torch():

@@ -1,5 +1,10 @@
 """A stack that flags every result (RERANKQ_LOW_TOP_SCORE above any probability), so each scored
-request becomes a review case, plus a second API process on it with access control on."""
+request becomes a review case, plus a second API process on it with access control on.
+
+The other rules are pinned so a case's reasons depend only on its document count, never on what
+the tiny random model happens to score: every request with two or more documents also has a
+small margin (RERANKQ_LOW_MARGIN above any gap), and none is flat (RERANKQ_FLAT_SPREAD=0).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from core.redis_server import free_port
+from store.db import session_scope
+from store.tables import LowConfidenceCase
 from tests.conftest import make_stack
 from tests.support.stack import Stack, wait_job
 
@@ -16,7 +24,8 @@ from tests.support.stack import Stack, wait_job
 @pytest.fixture(scope="session")
 def review_stack(tmp_path_factory, tiny_qwen3) -> Stack:
     stack = make_stack(tmp_path_factory.mktemp("review-stack"), tiny_qwen3, RERANKQ_LOW_TOP_SCORE="1.1",
-                       RERANKQ_SYNC_TIMEOUT_S="60", RERANKQ_SECRET_KEY="review-tests-secret")
+                       RERANKQ_LOW_MARGIN="1.1", RERANKQ_FLAT_SPREAD="0", RERANKQ_SYNC_TIMEOUT_S="60",
+                       RERANKQ_SECRET_KEY="review-tests-secret")
     try:
         stack.start_worker("reviewer")
         stack.start_api()
@@ -59,3 +68,10 @@ def seed_cases(client: httpx.Client, requests: list[dict]) -> tuple[str, list[di
     cases = sorted(listed.json()["items"], key=lambda c: c["request_idx"])
     assert len(cases) == len(requests), listed.json()
     return tag, cases
+
+
+def restamp_case(database_url: str, case_id: int, **values) -> None:
+    """Change a seeded case in the store (its model, or when it was flagged): one test stack serves one
+    model and flags only now, yet the queue's model and date filters need cases they exclude."""
+    with session_scope(database_url) as session:
+        session.execute(update(LowConfidenceCase).where(LowConfidenceCase.id == case_id).values(**values))

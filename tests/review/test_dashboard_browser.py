@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.review.conftest import seed_cases
+from tests.review.conftest import restamp_case, seed_cases
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +53,17 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def job_order(client: httpx.Client, case: dict) -> list[int]:
+    """Document indexes best first, from the job's own scores (ties by submission order, as the API ranks)."""
+    job = client.get(f"/v1/jobs/{case['job_id']}").json()
+    scores = {r["index"]: r["relevance_score"] for r in job["results"][case["request_idx"]]["results"]}
+    return sorted(scores, key=lambda i: (-scores[i], i))
+
+
+def queue_queries(page) -> list[str]:
+    return page.get_by_test_id("case-row").locator(".case-link").all_inner_texts()
+
+
 def test_review_a_case_end_to_end(page, review_stack, review_client, tmp_path):
     base = review_stack.base_url
     tag, cases = seed_cases(review_client, [
@@ -62,17 +74,33 @@ def test_review_a_case_end_to_end(page, review_stack, review_client, tmp_path):
                                                            "A harmless plain document."]},
         {"query": "how do vaccines work",
          "documents": ["Vaccines train the immune system to recognise a pathogen.", "Vacuum cleaners use suction."]},
+        {"query": "one document only", "documents": ["A lone document has no margin to be small."]},
+        {"query": "scored by another model", "documents": ["Moved to another model below.", "Second."]},
+        {"query": "flagged long ago", "documents": ["Moved back in time below.", "Second."]},
     ])
-    first, scripted, third = cases
+    first, scripted, third, single, other_model, old = cases
+    assert single["reasons"] == ["low_top_score"]
+    assert all(c["reasons"] == ["low_top_score", "small_margin"] for c in cases if c is not single)
+    restamp_case(review_stack.database_url, other_model["id"], model="acme/other-reranker")
+    today = datetime.now(timezone.utc).date()
+    restamp_case(review_stack.database_url, old["id"], created_at=datetime.now(timezone.utc) - timedelta(days=10))
 
+    # Each filter drops exactly the case it should: reason, then model, then the date range.
     page.goto(f"{base}/dashboard/queue")
     page.get_by_test_id("filter-q").fill(tag)
-    page.get_by_test_id("filter-reason").select_option("low_top_score")
     page.get_by_test_id("filter-sort").select_option("oldest")
     page.get_by_test_id("apply-filters").click()
-    rows = page.get_by_test_id("case-row")
-    assert rows.count() == 3
-    assert [rows.nth(i).locator(".case-link").inner_text() for i in range(3)] == [c["query"] for c in cases]
+    assert queue_queries(page) == [c["query"] for c in (old, first, scripted, third, single, other_model)]
+    page.get_by_test_id("filter-reason").select_option("small_margin")
+    page.get_by_test_id("apply-filters").click()
+    assert queue_queries(page) == [c["query"] for c in (old, first, scripted, third, other_model)]
+    page.get_by_test_id("filter-model").select_option(first["model"])
+    page.get_by_test_id("apply-filters").click()
+    assert queue_queries(page) == [c["query"] for c in (old, first, scripted, third)]
+    page.get_by_test_id("filter-since").fill((today - timedelta(days=1)).isoformat())
+    page.get_by_test_id("filter-until").fill((today + timedelta(days=1)).isoformat())
+    page.get_by_test_id("apply-filters").click()
+    assert queue_queries(page) == [c["query"] for c in (first, scripted, third)]
     shot(page, "queue")
 
     page.keyboard.press("j")  # select the first row from the keyboard, open it with Enter
@@ -81,7 +109,8 @@ def test_review_a_case_end_to_end(page, review_stack, review_client, tmp_path):
     assert page.get_by_test_id("query").inner_text() == first["query"]
     assert page.get_by_test_id("instruction").inner_text() == "Judge geography facts"
     order = [int(i) for i in page.get_by_test_id("doc").evaluate_all("els => els.map(e => e.dataset.index)")]
-    assert sorted(order) == [0, 1, 2]
+    assert order == job_order(review_client, first), "documents must be shown best score first"
+    assert page.locator("li.doc .rank").all_inner_texts() == ["#1", "#2", "#3"]
     page.keyboard.press("3")  # the model's first document: perfect (then the next one is current)
     page.keyboard.press("n")  # the second: not relevant
     page.locator(f"label[for='g{order[2]}-2']").click()  # the third: relevant, by mouse
@@ -108,13 +137,19 @@ def test_review_a_case_end_to_end(page, review_stack, review_client, tmp_path):
     page.wait_for_url(f"**/dashboard/cases/{third['id']}?*")
     assert review_client.get(f"/v1/reviews/{scripted['id']}").json()["status"] == "dismissed"
 
-    page.keyboard.press("y")  # relevant, then not relevant, then save with Enter
+    page.keyboard.press("y")  # relevant, then not relevant, then a note saved with Ctrl+Enter
     page.keyboard.press("n")
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/dashboard/queue?*")  # nothing open is left under these filters
+    page.keyboard.press("e")
+    page.keyboard.type("Saved from the note.")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/dashboard/queue?*")  # nothing open is left under these filters (single, old: excluded)
     assert page.get_by_test_id("empty-queue").is_visible()
-    third_labels = review_client.get(f"/v1/reviews/{third['id']}").json()["reviews"][0]["labels"]
-    assert sorted(third_labels.values()) == [0, 2]
+    [third_review] = review_client.get(f"/v1/reviews/{third['id']}").json()["reviews"]
+    third_order = job_order(review_client, third)
+    assert third_review["labels"] == {str(third_order[0]): 2, str(third_order[1]): 0}
+    assert third_review["note"] == "Saved from the note."
+    for left_open in (single, other_model, old):
+        assert review_client.get(f"/v1/reviews/{left_open['id']}").json()["status"] == "open"
 
     page.get_by_test_id("tab-reviewed").click()
     assert page.get_by_test_id("case-row").count() == 2
@@ -134,12 +169,25 @@ def test_overview_jobs_and_playground_pages(page, review_stack, review_client):
     base = review_stack.base_url
     _tag, [case] = seed_cases(review_client, [{"query": "overview seed", "documents": ["one doc", "two docs"]}])
     page.goto(f"{base}/dashboard/overview")
-    for chart in ("scores", "rate", "backlog", "reasons", "jobs", "latency"):
-        assert page.get_by_test_id(f"chart-{chart}").locator("svg").count() == 1
+    # Every chart has data by now, so each must draw its marks, not the "No data" placeholder.
+    marks = {"scores": "rect.bar", "rate": "circle.dot", "backlog": "rect.bar", "reasons": "rect.bar",
+             "jobs": "rect.bar", "latency": "circle.dot"}
+    for chart, mark in marks.items():
+        figure = page.get_by_test_id(f"chart-{chart}")
+        assert figure.locator("svg").count() == 1 and figure.locator(".chart-empty").count() == 0, chart
+        assert figure.locator(mark).count() >= 1, chart
+    for chart in ("rate", "latency"):  # points are big enough to see, a point with no neighbour more so
+        for dot in page.get_by_test_id(f"chart-{chart}").locator("circle.dot").all():
+            box, lone = dot.bounding_box(), "lone" in dot.get_attribute("class")
+            assert box and min(box["width"], box["height"]) >= (9 if lone else 5), (chart, lone, box)
+    assert page.get_by_test_id("chart-latency").locator("circle.dot").count() >= 2  # p50 and p95
+    rate = float(page.get_by_test_id("stat-rate").locator(".stat-value").inner_text().rstrip("%"))
+    assert 0 < rate <= 100
     assert int(page.get_by_test_id("stat-open").locator(".stat-value").inner_text()) >= 1
     shot(page, "overview")
     page.keyboard.press("?")
     assert page.locator("#help").is_visible()
+    assert "Ctrl Enter Save, from the note" in " ".join(page.locator("#help").inner_text().split())
     page.screenshot(path=str(ARTIFACTS / "shortcuts.png"))
     page.keyboard.press("Escape")
     assert not page.locator("#help").is_visible()
@@ -152,7 +200,8 @@ def test_overview_jobs_and_playground_pages(page, review_stack, review_client):
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/dashboard/jobs/{case['job_id']}")
     assert page.get_by_test_id("job-progress").inner_text().startswith("2 of 2 pairs scored")
-    assert sorted(page.get_by_test_id("ranked-doc").all_inner_texts()) == ["one doc", "two docs"]
+    documents = ["one doc", "two docs"]
+    assert page.get_by_test_id("ranked-doc").all_inner_texts() == [documents[i] for i in job_order(review_client, case)]
     shot(page, "job")
 
     page.goto(f"{base}/dashboard/playground")

@@ -23,7 +23,8 @@ def test_case_keeps_everything_the_model_saw(review_client, tiny_qwen3):
     _tag, cases = seed_cases(review_client, [{"query": "capital of france", "documents": DOCS,
                                               "instruction": "Judge geography"}])
     case = review_client.get(f"/v1/reviews/{cases[0]['id']}").json()
-    assert case["status"] == "open" and case["reasons"][0] == "low_top_score" and case["reason"] == "low_top_score"
+    assert case["status"] == "open" and case["reason"] == "low_top_score"
+    assert case["reasons"] == ["low_top_score", "small_margin"]  # the stack's pinned rules (see conftest)
     assert case["instruction"] == "Judge geography" and case["model"] == str(tiny_qwen3)
     assert case["model_revision"] and case["score_type"] and case["job_id"] and case["created_at"]
     documents = case["documents"]
@@ -78,8 +79,10 @@ def test_review_list_filters_sort_and_pages(review_client):
 
 def test_export_round_trips_what_reviewers_entered(review_client):
     _tag, cases = seed_cases(review_client, [{"query": "round trip", "documents": DOCS},
-                                             {"query": "dismissed one", "documents": DOCS[:2]}])
-    first, second = cases
+                                             {"query": "dismissed one", "documents": DOCS[:2]},
+                                             {"query": "all relevant", "documents": DOCS[:2]},
+                                             {"query": "none relevant", "documents": DOCS[:2]}])
+    first, second, all_pos, all_neg = cases
     url = f"/v1/reviews/{first['id']}"
     ann = {"labels": {"0": 3, "1": 0, "2": 2, "3": 0}, "best_index": 0, "note": "clear", "decision": "reviewed",
            "reviewer": "ann"}
@@ -91,6 +94,9 @@ def test_export_round_trips_what_reviewers_entered(review_client):
     assert len(review_client.post(url, json=ben).json()["reviews"]) == 2
     assert review_client.post(f"/v1/reviews/{second['id']}", json={"decision": "dismissed",
                                                                    "labels": {"0": 3}}).status_code == 200
+    for case, grades in ((all_pos, {"0": 3, "1": 2}), (all_neg, {"0": 0, "1": 1})):
+        saved = review_client.post(f"/v1/reviews/{case['id']}", json={"labels": grades, "decision": "reviewed"})
+        assert saved.status_code == 200
 
     exported = {}
     for fmt in ("pairs", "graded", "groups"):
@@ -99,6 +105,9 @@ def test_export_round_trips_what_reviewers_entered(review_client):
         lines = [json.loads(line) for line in response.text.splitlines()]  # every line parses
         exported[fmt] = [line for line in lines if line["case_id"] == first["id"]]
         assert not [line for line in lines if line["case_id"] == second["id"]], "dismissed cases are not labels"
+        one_sided = {line["case_id"] for line in lines} & {all_pos["id"], all_neg["id"]}
+        # A {query, pos, neg} group needs one of each; pairs and grades keep every labelled document.
+        assert one_sided == (set() if fmt == "groups" else {all_pos["id"], all_neg["id"]}), fmt
 
     pairs = {line["doc_index"]: line for line in exported["pairs"]}
     assert set(pairs) == {0, 1, 2, 3}
@@ -113,7 +122,7 @@ def test_export_round_trips_what_reviewers_entered(review_client):
     assert graded == {0: 3, 1: 0, 2: 1, 3: 0}
     [group] = exported["groups"]
     assert group["pos"] == [DOCS[0]] and sorted(group["neg"]) == sorted([DOCS[1], DOCS[2], DOCS[3]])
-    assert group["n_reviewers"] == 2 and 0 < group["agreement"] < 1
+    assert group["n_reviewers"] == 2 and group["agreement"] == 0.875  # mean of 1, 1, 0.5 and 1 over the documents
     bad = review_client.get("/v1/reviews/export", params={"format": "csv"})
     assert bad.status_code == 422 and bad.json()["details"][0]["field"].endswith("format")
 

@@ -139,3 +139,18 @@ def test_unpublished_jobs_are_found_for_the_sweeper(database_url):
     job_id = new_job(database_url, [request(1)])
     with session_scope(database_url) as session:
         assert [j.id for j in unpublished_jobs(session, utcnow())] == [job_id]
+
+
+@pytest.mark.parametrize("owner", [None, "tenant-a"])
+def test_an_idempotency_key_makes_one_job_per_owner_even_without_an_owner(database_url, owner):
+    from sqlalchemy.exc import IntegrityError
+
+    first = new_job(database_url, [request(1)], owner=owner, idempotency_key="same")
+    with pytest.raises(IntegrityError):
+        new_job(database_url, [request(1)], owner=owner, idempotency_key="same")
+    other_owner = new_job(database_url, [request(1)], owner="tenant-b", idempotency_key="same")
+    no_key = [new_job(database_url, [request(1)], owner=owner) for _ in range(2)]  # no key: no limit
+    with session_scope(database_url) as session:
+        assert find_by_idempotency_key(session, owner, "same").id == first
+        assert find_by_idempotency_key(session, "tenant-b", "same").id == other_owner
+    assert len(set(no_key)) == 2
