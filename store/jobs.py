@@ -105,13 +105,6 @@ def mark_published(session: Session, job_id: str) -> None:
     session.execute(update(Job).where(Job.id == job_id, Job.published_at.is_(None)).values(published_at=utcnow()))
 
 
-def chunk_plans(session: Session, job_id: str) -> list[ChunkPlan]:
-    rows = session.scalars(
-        select(JobChunk).where(JobChunk.job_id == job_id, JobChunk.status == "pending").order_by(JobChunk.chunk_idx)
-    )
-    return [ChunkPlan(c.chunk_idx, c.request_idx, c.doc_start, c.doc_end) for c in rows]
-
-
 def get_job(session: Session, job_id: str, owner: Optional[str] = None) -> Optional[Job]:
     """The job, or None when it does not exist or belongs to another owner."""
     job = session.get(Job, job_id)
@@ -193,24 +186,18 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
     return RerankResponse(id=f"{job.id}{suffix}", results=results, meta=meta)
 
 
-def unpublished_jobs(session: Session, older_than: datetime, limit: int = 100) -> list[Job]:
-    """Jobs accepted but never handed to the broker (API died or publish failed)."""
-    return list(
-        session.scalars(
-            select(Job)
-            .where(Job.status == JobStatus.queued.value, Job.published_at.is_(None), Job.created_at < older_than)
-            .limit(limit)
-        )
-    )
+def unpublished_pending_chunks(session: Session, created_before: datetime) -> dict[str, tuple[str, list[int]]]:
+    """Jobs accepted before `created_before` but never handed to the broker (the API died or the
+    publish failed) -> (queue, pending chunk indices)."""
+    return pending_chunks(session, Job.status == JobStatus.queued.value, Job.published_at.is_(None),
+                          Job.created_at < created_before)
 
 
-def published_pending_chunks(session: Session, queues: Sequence[str], published_before: datetime,
-                             limit: int = 100) -> dict[str, tuple[str, list[int]]]:
-    """Active jobs on `queues` published before `published_before` -> (queue, pending chunk indices)."""
+def pending_chunks(session: Session, *conditions, limit: int = 100) -> dict[str, tuple[str, list[int]]]:
+    """Active jobs matching `conditions`, oldest first (at most `limit`) -> (queue, pending chunk indices)."""
     rows = session.execute(
         select(JobChunk.job_id, Job.queue, JobChunk.chunk_idx).join(Job, Job.id == JobChunk.job_id)
-        .where(Job.queue.in_(list(queues)), Job.status.in_(ACTIVE), Job.published_at < published_before,
-               JobChunk.status == "pending")
+        .where(Job.status.in_(ACTIVE), JobChunk.status == "pending", *conditions)
         .order_by(Job.created_at, JobChunk.chunk_idx)
     )
     found: dict[str, tuple[str, list[int]]] = {}
@@ -219,3 +206,9 @@ def published_pending_chunks(session: Session, queues: Sequence[str], published_
             break
         found.setdefault(job_id, (queue, []))[1].append(chunk_idx)
     return found
+
+
+def published_pending_chunks(session: Session, queues: Sequence[str],
+                             published_before: datetime) -> dict[str, tuple[str, list[int]]]:
+    """Active jobs on `queues` published before `published_before` -> (queue, pending chunk indices)."""
+    return pending_chunks(session, Job.queue.in_(list(queues)), Job.published_at < published_before)

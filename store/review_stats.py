@@ -68,13 +68,14 @@ def _owned(statement, owner: Optional[str], job_id_column):
     return statement if owner is None else statement.join(Job, Job.id == job_id_column).where(Job.owner == owner)
 
 
-def _scored_jobs(session: Session, start: datetime, owner: Optional[str]):
-    """(submitted at, requests, cases) of each succeeded job submitted since `start`: numerator and
-    denominator of the low-confidence rate from the same rows, so flags and requests share one time base."""
-    statement = (select(Job.created_at, Job.n_requests, func.count(LowConfidenceCase.id))
+def _jobs_since(session: Session, start: datetime, owner: Optional[str]):
+    """(submitted at, finished at, status, requests, cases) of each job submitted since `start`, in one
+    pass: the low-confidence rate takes its numerator and denominator from the same rows, so flags and
+    requests share one time base."""
+    statement = (select(Job.created_at, Job.finished_at, Job.status, Job.n_requests, func.count(LowConfidenceCase.id))
                  .outerjoin(LowConfidenceCase, LowConfidenceCase.job_id == Job.id)
-                 .where(Job.status == JobStatus.succeeded.value, Job.created_at >= start)
-                 .group_by(Job.id, Job.created_at, Job.n_requests))
+                 .where(Job.created_at >= start)
+                 .group_by(Job.id, Job.created_at, Job.finished_at, Job.status, Job.n_requests))
     if owner is not None:
         statement = statement.where(Job.owner == owner)
     return session.execute(statement.limit(ROW_LIMIT))
@@ -91,18 +92,14 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
 
     requests, flagged, cases, jobs, closed = [0] * n, [0] * n, [0] * n, [0] * n, [0] * n
     latencies: list[list[float]] = [[] for _ in range(n)]
-    job_columns = select(Job.created_at, Job.finished_at)
-    for created, finished in session.execute(_owned(job_columns, owner, Job.id).where(Job.created_at >= start)
-                                             .limit(ROW_LIMIT)):
+    for created, finished, status, n_requests, n_cases in _jobs_since(session, start, owner):
         i = slot(created)
         if i is None:
             continue
         jobs[i] += 1
         if finished is not None:
             latencies[i].append((finished - created).total_seconds())
-    for submitted, n_requests, n_cases in _scored_jobs(session, start, owner):
-        i = slot(submitted)
-        if i is not None:
+        if status == JobStatus.succeeded.value:
             requests[i] += n_requests
             flagged[i] += n_cases
     for (created,) in session.execute(_owned(select(LowConfidenceCase.created_at), owner, LowConfidenceCase.job_id)

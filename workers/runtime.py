@@ -18,7 +18,7 @@ from celery import Celery
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import chunk_plans, mark_published, published_pending_chunks, unpublished_jobs
+from store.jobs import mark_published, published_pending_chunks, unpublished_pending_chunks
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
@@ -90,14 +90,12 @@ class WorkerRuntime:
         """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
         cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
         with session_scope(self.settings.database_url) as session:
-            jobs = [(j.id, j.queue) for j in unpublished_jobs(session, cutoff)]
-        for job_id, queue in jobs:
-            with session_scope(self.settings.database_url) as session:
-                plans = chunk_plans(session, job_id)
-            publish_chunks(self.app, job_id, [p.chunk_idx for p in plans], queue)
+            jobs = unpublished_pending_chunks(session, cutoff)
+        for job_id, (queue, chunks) in jobs.items():
+            publish_chunks(self.app, job_id, chunks, queue)
             with session_scope(self.settings.database_url) as session:
                 mark_published(session, job_id)
-            log.warning("re-published job %s (%d chunks) that was never published", job_id, len(plans))
+            log.warning("re-published job %s (%d chunks) that was never published", job_id, len(chunks))
         return len(jobs)
 
     def sweep_lost(self) -> int:
