@@ -11,9 +11,11 @@ import typer
 from core.settings import Settings
 
 from core.keys_cli import app as keys_app
+from core.purge_cli import purge
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 app.add_typer(keys_app, name="keys")
+app.command("purge")(purge)
 
 
 def _settings(**overrides) -> Settings:

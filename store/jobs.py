@@ -167,7 +167,8 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
         RerankResult(
             index=s.doc_index,
             relevance_score=s.score,
-            document=DocumentObject(text=request.documents[s.doc_index]) if request.return_documents else None,
+            document=DocumentObject(text=request.documents[s.doc_index])
+            if request.return_documents and not request.text_hashed else None,
             degraded=True if s.degraded else None,
         )
         for s in ranked

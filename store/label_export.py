@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from core.review_schemas import RELEVANT_GRADE, CaseStatus, Decision
 from store.db import session_scope
 from store.reviews import model_order
-from store.tables import Job, LowConfidenceCase, Review
+from store.tables import Job, LowConfidenceCase, Review, utcnow
 
 FORMATS = ("pairs", "graded", "groups")
 BATCH = 200
@@ -90,8 +91,10 @@ def case_lines(case: LowConfidenceCase, reviews: Sequence[Review], fmt: str) -> 
     return lines
 
 
-def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: Optional[str] = None) -> Iterator[dict]:
-    """Every exported object, case by case in id order, reading the store in bounded batches."""
+def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: Optional[str] = None,
+                exported: Optional[list[int]] = None) -> Iterator[dict]:
+    """Every exported object, case by case in id order, reading the store in bounded batches
+    (the ids of the cases read are appended to `exported`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     last_id = 0
@@ -113,14 +116,31 @@ def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: 
         for case in cases:
             if reviews.get(case.id):
                 yield from case_lines(case, reviews[case.id], fmt)
+        if exported is not None:
+            exported.extend(c.id for c in cases if reviews.get(c.id))
         last_id = cases[-1].id
 
 
 def iter_jsonl(database_url: str, fmt: str, owner: Optional[str] = None, model: Optional[str] = None) -> Iterator[str]:
     """Lines of JSON text, each ending in a newline (for streaming responses and files)."""
+    exported: list[int] = []
+    started = utcnow()
     with session_scope(database_url) as session:
-        for item in iter_export(session, fmt, owner, model):
+        for item in iter_export(session, fmt, owner, model, exported):
             yield json.dumps(item, ensure_ascii=False) + "\n"
+    mark_exported(database_url, exported, started)
+
+
+def mark_exported(database_url: str, case_ids: list[int], started: datetime) -> None:
+    """Record a finished export (an aborted one never gets here), in short transactions of their own so a
+    slow reader never holds a write lock: case retention deletes reviewed cases only after this. A case
+    reviewed again since the export started is left unmarked: its new labels are in no export yet."""
+    relabelled = exists().where(Review.case_id == LowConfidenceCase.id, Review.updated_at >= started)
+    for start in range(0, len(case_ids), 500):
+        with session_scope(database_url) as session:
+            session.execute(update(LowConfidenceCase)
+                            .where(LowConfidenceCase.id.in_(case_ids[start:start + 500]), ~relabelled)
+                            .values(exported_at=utcnow()))
 
 
 def write_export(database_url: str, fmt: str, path: Path, model: Optional[str] = None) -> int:

@@ -204,6 +204,7 @@ def save_review(session: Session, case: LowConfidenceCase, *, reviewer: str, rev
         setattr(review, key, value)
     session.flush()
     case.status = case_status([r.decision for r in case_reviews(session, case.id)])
+    case.exported_at = None  # changed labels: retention keeps the case until an export has them
     session.flush()
     return review
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -63,12 +63,19 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     published_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     started_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True, index=True)
+    # Retention (store/retention.py): set when the job's requests, chunks and scores were deleted; the row
+    # stays a while as a marker so that its id answers 404 job_expired instead of not_found.
+    expired_at: Mapped[Optional[datetime]] = mapped_column(nullable=True, index=True)
+    # RERANKQ_KEEP_DOCUMENT_TEXT=false: set when the texts of its unflagged requests were replaced by hashes.
+    texts_hashed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
 
 # One job per (owner, Idempotency-Key). coalesce: with access control off every job has owner NULL,
 # and a plain unique key treats NULLs as all different, so two concurrent repeats made two jobs.
 Index("uq_jobs_owner_idempotency_key", func.coalesce(Job.owner, ""), Job.idempotency_key, unique=True)
+# The text-hashing sweep looks for finished jobs not hashed yet without walking every finished job.
+Index("ix_jobs_texts_hashed_finished", Job.texts_hashed_at, Job.finished_at)
 
 
 class JobRequest(Base):
@@ -85,6 +92,8 @@ class JobRequest(Base):
     top_n: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     return_documents: Mapped[bool] = mapped_column(default=False)
     max_tokens_per_doc: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    # query and documents replaced by SHA-256 hashes (store/document_text.py)
+    text_hashed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_job_requests_job_request"),)
 
@@ -150,6 +159,8 @@ class LowConfidenceCase(Base):
     score_type: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | reviewed | dismissed
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Last label export that included it (reset by a new review); retention keeps reviewed cases until then.
+    exported_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
     __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_cases_job_request"),)
 

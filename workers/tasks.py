@@ -29,6 +29,7 @@ from workers.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
 from workers.fallback import hand_over, is_fallback
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache
+from workers.retention_sweep import hash_texts_now
 from workers.webhooks import deliver_later
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def with_db_retry(action: Callable[[], T], budget_s: float = DB_RETRY_S) -> T:
 
 def notify(runtime: WorkerRuntime, job_id: str) -> None:
     """Wake an API request waiting on this job (POST /v1/rerank)."""
+    hash_texts_now(runtime, job_id)  # RERANKQ_KEEP_DOCUMENT_TEXT=false: no text outlives the job
     key = done_key(job_id)
     pipe = runtime.redis.pipeline()
     pipe.rpush(key, "done")

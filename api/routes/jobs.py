@@ -21,6 +21,7 @@ from core.redis_keys import cancelled_key, done_key
 from core.schemas import JobAccepted, JobCreate, JobStatus, JobView
 from store.db import session_scope
 from store.jobs import cancel_job, get_job, job_view
+from store.retention import expired_message
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 MAX_WAIT_S = 60.0
@@ -50,7 +51,8 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
 
 
 @router.get("/{job_id}", response_model=JobView, operation_id="get_job",
-            responses={404: {"description": "No such job."}})
+            responses={404: {"description": "No such job (not_found), or its results were deleted by retention "
+                                            "(job_expired)."}})
 async def read(job_id: str, state: StateDep, principal: ReadDep,
                wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
                                             "for the job to finish before answering (0: answer at once).")] = 0):
@@ -61,22 +63,25 @@ async def read(job_id: str, state: StateDep, principal: ReadDep,
     return await run_in_threadpool(_read, state, job_id, principal)
 
 
-def _owned_job(session, job_id: str, principal):
+def _owned_job(session, job_id: str, principal, retention_days: float = 0):
     job = get_job(session, job_id, owner=principal.owner_filter)
     if job is None:
         raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+    if job.expired_at is not None:  # its results were deleted by retention (store/retention.py)
+        raise ApiError(404, "job_expired", expired_message(job, retention_days), field="job_id",
+                       limit=retention_days or None)
     return job
 
 
 def _finished(state, job_id: str, principal) -> bool:
     """Only the status: cheap enough to check while the job's pairs are on the model."""
     with session_scope(state.settings.database_url) as session:
-        return JobStatus(_owned_job(session, job_id, principal).status).finished
+        return JobStatus(_owned_job(session, job_id, principal, state.settings.retention_days).status).finished
 
 
 def _read(state, job_id: str, principal) -> JobView:
     with session_scope(state.settings.database_url) as session:
-        return job_view(session, _owned_job(session, job_id, principal))
+        return job_view(session, _owned_job(session, job_id, principal, state.settings.retention_days))
 
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
@@ -84,7 +89,7 @@ def _read(state, job_id: str, principal) -> JobView:
 def cancel(job_id: str, state: StateDep, principal: SubmitDep):
     """Cancel a job that has not finished; chunks already running stop at their next check."""
     with session_scope(state.settings.database_url) as session:
-        job = _owned_job(session, job_id, principal)
+        job = _owned_job(session, job_id, principal, state.settings.retention_days)
         if not cancel_job(session, job_id):
             raise ApiError(409, "already_finished", f"job {job_id} has already finished ({job.status})")
     try:

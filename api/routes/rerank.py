@@ -17,7 +17,7 @@ from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
 from core.redis_keys import done_key
-from core.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
+from core.schemas import DocumentObject, JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import get_job, job_view
 
@@ -43,13 +43,22 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     await wait_until_done(state, job_id, settings.sync_timeout_s)
     view = await run_in_threadpool(_view, state, job_id)
     if view.status is JobStatus.succeeded:
-        return view.results[0]
+        return with_documents(view.results[0], body)
     if view.status is JobStatus.failed:
         raise ApiError(500, "job_failed", f"job {job_id} failed: {view.error}")
     if view.status is JobStatus.cancelled:
         raise ApiError(409, "job_cancelled", f"job {job_id} was cancelled")
     accepted = JobAccepted(id=job_id, status=view.status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def with_documents(response: RerankResponse, body: RerankRequest) -> RerankResponse:
+    """Documents from the request itself where the store kept only their hashes (RERANKQ_KEEP_DOCUMENT_TEXT)."""
+    if body.return_documents and any(r.document is None for r in response.results):
+        texts = body.document_texts()
+        for result in response.results:
+            result.document = DocumentObject(text=texts[result.index])
+    return response
 
 
 def _view(state, job_id: str):

@@ -1,0 +1,154 @@
+"""Retention: delete finished jobs' data, old cases and their reviews, and old expiry markers.
+
+Everything is deleted by id, in small batches (one short transaction each), so a sweep never
+holds the writers of the hot path for long. A job's data lives in the tables of JOB_OWNED_TABLES;
+a table that stores per-job rows is added there and nowhere else. The job row itself stays, with
+`expired_at` set, as a marker that answers 404 job_expired; markers go after
+RERANKQ_EXPIRED_MARKER_DAYS once no case refers to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional, Sequence
+
+from sqlalchemy import Table, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.review_schemas import CaseStatus
+from store.tables import Job, JobChunk, JobRequest, LowConfidenceCase, Review, Score
+
+# Every table holding rows that belong to one job, by a `job_id` column. Cases are not here: they have
+# their own retention (reviewers and label exports need them after the job is gone).
+JOB_OWNED_TABLES: tuple[Table, ...] = (Score.__table__, JobChunk.__table__, JobRequest.__table__)
+
+
+@dataclass
+class RetentionReport:
+    """What a pass removed (or, in a dry run, would remove)."""
+
+    jobs: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # table name -> rows
+    cases: int = 0
+    reviews: int = 0
+    unexported_kept: int = 0  # reviewed cases past retention kept because no export has included them
+    markers: int = 0
+
+    def add_rows(self, table: str, count: int) -> None:
+        self.rows[table] = self.rows.get(table, 0) + count
+
+    def lines(self) -> list[str]:
+        rows = ", ".join(f"{name} {count}" for name, count in sorted(self.rows.items()))
+        lines = [f"jobs: {self.jobs}" + (f" ({rows})" if rows else ""),
+                 f"cases: {self.cases} (reviews {self.reviews})"]
+        if self.unexported_kept:
+            lines.append(f"kept: {self.unexported_kept} reviewed cases past retention that no label export has "
+                         "included yet (export them, or purge with --force)")
+        lines.append(f"expired-job markers: {self.markers}")
+        return lines
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+def _expirable(finished_before: datetime):
+    return (Job.expired_at.is_(None), Job.finished_at.is_not(None), Job.finished_at < finished_before)
+
+
+def expirable_job_ids(session: Session, finished_before: datetime, limit: int) -> list[str]:
+    """Finished jobs not yet expired, oldest first. On PostgreSQL their rows are locked, skipping any a
+    worker holds (a late duplicate delivery finishing), so the sweep waits on nobody."""
+    statement = (select(Job.id).where(*_expirable(finished_before)).order_by(Job.finished_at, Job.id).limit(limit)
+                 .with_for_update(skip_locked=True))
+    return list(session.scalars(statement))
+
+
+def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, report: RetentionReport) -> None:
+    """Delete the jobs' rows from every job-owned table and mark the jobs expired."""
+    if not job_ids:
+        return
+    ids = list(job_ids)
+    for table in JOB_OWNED_TABLES:
+        report.add_rows(table.name, session.execute(delete(table).where(table.c.job_id.in_(ids))).rowcount or 0)
+    session.execute(update(Job).where(Job.id.in_(ids), Job.expired_at.is_(None)).values(expired_at=now))
+    report.jobs += len(ids)
+
+
+def count_expirable_jobs(session: Session, finished_before: datetime, report: RetentionReport) -> None:
+    """Dry run: what expire_jobs would delete."""
+    ids = select(Job.id).where(*_expirable(finished_before)).scalar_subquery()
+    report.jobs += session.scalar(select(func.count()).select_from(Job).where(*_expirable(finished_before))) or 0
+    for table in JOB_OWNED_TABLES:
+        report.add_rows(table.name, session.scalar(
+            select(func.count()).select_from(table).where(table.c.job_id.in_(ids))) or 0)
+
+
+# --- cases and reviews ----------------------------------------------------------------------
+
+def _case_conditions(created_before: datetime, force: bool):
+    conditions = [LowConfidenceCase.created_at < created_before]
+    if not force:  # a reviewed case is a label: only once an export has it
+        conditions.append(or_(LowConfidenceCase.status != CaseStatus.reviewed.value,
+                              LowConfidenceCase.exported_at.is_not(None)))
+    return conditions
+
+
+def expirable_case_ids(session: Session, created_before: datetime, force: bool, limit: int) -> list[int]:
+    return list(session.scalars(select(LowConfidenceCase.id).where(*_case_conditions(created_before, force))
+                                .order_by(LowConfidenceCase.created_at, LowConfidenceCase.id).limit(limit)))
+
+
+def delete_cases(session: Session, case_ids: Sequence[int], report: RetentionReport) -> None:
+    if not case_ids:
+        return
+    ids = list(case_ids)
+    report.reviews += session.execute(delete(Review).where(Review.case_id.in_(ids))).rowcount or 0
+    report.cases += session.execute(delete(LowConfidenceCase).where(LowConfidenceCase.id.in_(ids))).rowcount or 0
+
+
+def count_expirable_cases(session: Session, created_before: datetime, force: bool, report: RetentionReport) -> None:
+    conditions = _case_conditions(created_before, force)
+    report.cases += session.scalar(select(func.count()).select_from(LowConfidenceCase).where(*conditions)) or 0
+    ids = select(LowConfidenceCase.id).where(*conditions).scalar_subquery()
+    report.reviews += session.scalar(select(func.count()).select_from(Review).where(Review.case_id.in_(ids))) or 0
+
+
+def count_unexported_kept(session: Session, created_before: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(LowConfidenceCase).where(
+        LowConfidenceCase.created_at < created_before, LowConfidenceCase.status == CaseStatus.reviewed.value,
+        LowConfidenceCase.exported_at.is_(None))) or 0
+
+
+# --- expiry markers ---------------------------------------------------------------------------
+
+def _prunable_markers(expired_before: datetime):
+    has_case = exists().where(LowConfidenceCase.job_id == Job.id)
+    return (Job.expired_at.is_not(None), Job.expired_at < expired_before, ~has_case)
+
+
+def prunable_marker_ids(session: Session, expired_before: datetime, limit: int) -> list[str]:
+    return list(session.scalars(select(Job.id).where(*_prunable_markers(expired_before))
+                                .order_by(Job.expired_at, Job.id).limit(limit)))
+
+
+def delete_markers(session: Session, job_ids: Sequence[str], report: RetentionReport) -> None:
+    if not job_ids:
+        return
+    # Only rows that are still markers without cases: a case flagged meanwhile keeps its job.
+    has_case = exists().where(LowConfidenceCase.job_id == Job.id)
+    report.markers += session.execute(delete(Job).where(Job.id.in_(list(job_ids)), Job.expired_at.is_not(None),
+                                                        ~has_case)).rowcount or 0
+
+
+def count_prunable_markers(session: Session, expired_before: datetime, report: RetentionReport) -> None:
+    report.markers += session.scalar(select(func.count()).select_from(Job)
+                                     .where(*_prunable_markers(expired_before))) or 0
+
+
+def expired_message(job: Job, retention_days: Optional[float]) -> str:
+    """What GET /v1/jobs/{id} says about a deleted job."""
+    when = job.expired_at.strftime("%Y-%m-%d %H:%M UTC") if job.expired_at else "earlier"
+    rule = (f"finished jobs and their results are deleted {retention_days:g} days after they finish "
+            f"(RERANKQ_RETENTION_DAYS={retention_days:g})" if retention_days
+            else "its results were purged (rerankq purge)")
+    return f"job_id: job '{job.id}' has expired and its results were deleted on {when}: {rule}"

@@ -1,0 +1,202 @@
+"""Retention on real SQLite and PostgreSQL: expired jobs lose every job-owned row and become markers,
+cases follow their own retention (reviewed ones only once exported), markers go last, dry runs count."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from core.review_schemas import CaseStatus
+from core.settings import Settings
+from store.db import session_scope
+from store.document_text import hash_job_texts, text_hash
+from store.jobs import get_job, job_view
+from store.label_export import iter_jsonl
+from store.retention import JOB_OWNED_TABLES
+from store.retention_pass import RetentionPolicy, run_pass
+from store.reviews import save_review
+from store.tables import Job, JobRequest, LowConfidenceCase, Review, utcnow
+from tests.store.test_jobs_and_work import new_job, request, score_all
+
+DAY = timedelta(days=1)
+
+
+def always(_scores):
+    return ["low_top_score"]
+
+
+def finished_job(url: str, age: timedelta, n_docs: int = 3, rule=None, **kwargs) -> str:
+    """A job scored to the end whose finish (and creation) lies `age` in the past."""
+    job_id = new_job(url, [request(n_docs, **kwargs)], chunk_pairs=2)
+    score_all(url, job_id, (n_docs + 1) // 2, **({"rule": rule} if rule else {}))
+    with session_scope(url) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(finished_at=utcnow() - age,
+                                                                   created_at=utcnow() - age))
+        session.execute(update(LowConfidenceCase).where(LowConfidenceCase.job_id == job_id)
+                        .values(created_at=utcnow() - age))
+    return job_id
+
+
+def owned_rows(url: str, job_id: str) -> dict[str, int]:
+    with session_scope(url) as session:
+        return {t.name: session.scalar(select(func.count()).select_from(t).where(t.c.job_id == job_id))
+                for t in JOB_OWNED_TABLES}
+
+
+def test_finished_jobs_past_retention_lose_their_rows_and_become_markers(database_url):
+    old = finished_job(database_url, 40 * DAY)
+    recent = finished_job(database_url, 1 * DAY)
+    active = new_job(database_url, [request(3)], chunk_pairs=2)  # created long ago, never finished
+    with session_scope(database_url) as session:
+        session.execute(update(Job).where(Job.id == active).values(created_at=utcnow() - 40 * DAY))
+    assert all(owned_rows(database_url, old).values())
+
+    report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY))
+
+    assert report.jobs == 1 and report.rows == {"scores": 3, "job_chunks": 2, "job_requests": 1}
+    assert owned_rows(database_url, old) == {"scores": 0, "job_chunks": 0, "job_requests": 0}
+    with session_scope(database_url) as session:
+        assert get_job(session, old).expired_at is not None
+        assert get_job(session, recent).expired_at is None and get_job(session, active).expired_at is None
+        assert job_view(session, get_job(session, recent)).results[0].results  # untouched
+    assert all(owned_rows(database_url, recent).values()) and owned_rows(database_url, active)["job_chunks"] == 2
+    assert run_pass(database_url, RetentionPolicy(jobs=30 * DAY)).jobs == 0  # nothing left to do
+
+
+def test_a_job_finished_within_the_settle_time_is_kept_whatever_the_age_asked(database_url):
+    job_id = finished_job(database_url, timedelta(seconds=5))
+    assert run_pass(database_url, RetentionPolicy(jobs=timedelta(0), settle=timedelta(seconds=60))).jobs == 0
+    assert run_pass(database_url, RetentionPolicy(jobs=timedelta(0), settle=timedelta(seconds=1))).jobs == 1
+    with session_scope(database_url) as session:
+        assert get_job(session, job_id).expired_at is not None
+
+
+def test_dry_run_counts_what_a_pass_then_deletes(database_url):
+    for _ in range(3):
+        finished_job(database_url, 40 * DAY, rule=always)
+    policy = RetentionPolicy(jobs=30 * DAY, cases=30 * DAY)
+    dry = run_pass(database_url, policy, dry_run=True)
+    assert (dry.jobs, dry.rows, dry.cases) == (3, {"scores": 9, "job_chunks": 6, "job_requests": 3}, 3)
+    assert run_pass(database_url, policy, dry_run=True).lines() == dry.lines()  # it deleted nothing
+    real = run_pass(database_url, policy)
+    assert (real.jobs, real.rows, real.cases) == (dry.jobs, dry.rows, dry.cases)
+
+
+def test_deletes_in_batches_and_stops_when_told(database_url):
+    for _ in range(5):
+        finished_job(database_url, 40 * DAY, n_docs=1)
+    calls = []
+
+    def between() -> bool:
+        calls.append(1)
+        return len(calls) < 2  # stop after the second batch
+
+    report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY, batch=2), between_batches=between)
+    assert report.jobs == 4 and len(calls) == 2
+    assert run_pass(database_url, RetentionPolicy(jobs=30 * DAY, batch=2)).jobs == 1
+
+
+def review(url: str, case_id: int, decision: str = "reviewed") -> None:
+    with session_scope(url) as session:
+        case = session.get(LowConfidenceCase, case_id)
+        save_review(session, case, reviewer="r1", reviewer_name="R", labels={0: 3, 1: 0} if decision == "reviewed"
+                    else {}, best_index=None, note=None, decision=decision)
+
+
+def case_of(url: str, job_id: str) -> int:
+    with session_scope(url) as session:
+        return session.scalar(select(LowConfidenceCase.id).where(LowConfidenceCase.job_id == job_id))
+
+
+def case_ids(url: str) -> set[int]:
+    with session_scope(url) as session:
+        return set(session.scalars(select(LowConfidenceCase.id)))
+
+
+def test_cases_outlive_their_job_by_default_and_keep_the_job_marker(database_url):
+    job_id = finished_job(database_url, 400 * DAY, rule=always)
+    case_id = case_of(database_url, job_id)
+    policy = RetentionPolicy.from_settings(Settings(database_url=database_url), settle=timedelta(0))
+    assert policy.cases is None  # RERANKQ_CASE_RETENTION_DAYS defaults to keeping cases
+    with session_scope(database_url) as session:  # the marker itself is older than RERANKQ_EXPIRED_MARKER_DAYS
+        session.execute(update(Job).where(Job.id == job_id).values(expired_at=utcnow() - 400 * DAY))
+    report = run_pass(database_url, policy)
+    assert report.jobs == 0 and report.markers == 0 and report.cases == 0
+    assert case_ids(database_url) == {case_id}
+    with session_scope(database_url) as session:
+        assert get_job(session, job_id) is not None  # kept for the case's tenant and link
+
+
+def test_reviewed_cases_are_kept_until_an_export_has_them_unless_forced(database_url):
+    open_case, dismissed, reviewed, exported = (case_of(database_url, finished_job(database_url, 40 * DAY,
+                                                                                   rule=always)) for _ in range(4))
+    young = case_of(database_url, finished_job(database_url, 1 * DAY, rule=always))
+    review(database_url, dismissed, "dismissed")
+    review(database_url, reviewed)
+    review(database_url, exported)
+    with session_scope(database_url) as session:  # only `exported` was in a finished export
+        session.execute(update(LowConfidenceCase).where(LowConfidenceCase.id == exported).values(exported_at=utcnow()))
+
+    report = run_pass(database_url, RetentionPolicy(cases=30 * DAY))
+    assert report.cases == 3 and report.reviews == 2 and report.unexported_kept == 1
+    assert case_ids(database_url) == {reviewed, young}
+    with session_scope(database_url) as session:
+        assert session.scalar(select(func.count()).select_from(Review).where(Review.case_id == reviewed)) == 1
+    assert open_case not in case_ids(database_url)
+
+    forced = run_pass(database_url, RetentionPolicy(cases=30 * DAY, force=True))
+    assert forced.cases == 1 and forced.reviews == 1 and case_ids(database_url) == {young}
+
+
+def test_a_finished_export_marks_its_cases_and_a_new_review_unmarks_them(database_url):
+    case_id = case_of(database_url, finished_job(database_url, 40 * DAY, rule=always))
+    review(database_url, case_id)
+    aborted = iter_jsonl(database_url, "pairs")
+    next(aborted)
+    aborted.close()  # a reader that went away: not an export
+    assert run_pass(database_url, RetentionPolicy(cases=30 * DAY)).unexported_kept == 1
+
+    assert len(list(iter_jsonl(database_url, "pairs"))) == 2
+    review(database_url, case_id)  # labels changed after the export
+    assert run_pass(database_url, RetentionPolicy(cases=30 * DAY)).cases == 0
+
+    assert len(list(iter_jsonl(database_url, "graded"))) == 2
+    assert run_pass(database_url, RetentionPolicy(cases=30 * DAY)).cases == 1
+    assert case_ids(database_url) == set()
+
+
+def test_markers_go_after_their_own_age_once_no_case_refers_to_them(database_url):
+    plain = finished_job(database_url, 40 * DAY)
+    flagged = finished_job(database_url, 40 * DAY, rule=always)
+    assert run_pass(database_url, RetentionPolicy(jobs=30 * DAY, markers=10 * DAY)).jobs == 2
+    with session_scope(database_url) as session:
+        session.execute(update(Job).where(Job.id.in_([plain, flagged])).values(expired_at=utcnow() - 11 * DAY))
+    report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY, markers=10 * DAY))
+    assert report.markers == 1
+    with session_scope(database_url) as session:
+        assert get_job(session, plain) is None and get_job(session, flagged) is not None
+    assert run_pass(database_url, RetentionPolicy(cases=30 * DAY, markers=10 * DAY)).markers == 1  # case gone, then job
+    with session_scope(database_url) as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_hashing_keeps_no_text_of_unflagged_requests_but_keeps_flagged_ones(database_url):
+    def flag_first_only(scores):
+        return ["low_top_score"] if len(scores) == 3 else []
+
+    job_id = new_job(database_url, [request(3, return_documents=True), request(2, return_documents=True)],
+                     chunk_pairs=2)
+    score_all(database_url, job_id, 3, rule=flag_first_only)
+    with session_scope(database_url) as session:
+        assert hash_job_texts(session, [job_id]) == 1
+        assert hash_job_texts(session, [job_id]) == 0  # once
+    with session_scope(database_url) as session:
+        flagged, plain = session.scalars(select(JobRequest).where(JobRequest.job_id == job_id)
+                                         .order_by(JobRequest.request_idx))
+        assert flagged.query == "q" and flagged.documents == ["doc 0", "doc 1", "doc 2"] and not flagged.text_hashed
+        assert plain.query == text_hash("q") and plain.documents == [text_hash("doc 0"), text_hash("doc 1")]
+        view = job_view(session, get_job(session, job_id))
+    assert [r.document.text for r in view.results[0].results] == ["doc 1", "doc 0", "doc 2"]
+    assert [r.document for r in view.results[1].results] == [None, None]  # scores stay, texts do not
+    assert [r.index for r in view.results[1].results] == [1, 0]

@@ -1,0 +1,179 @@
+"""The review list and the overview on a store of 100,000 cases: each query the queue page and the
+overview page run answers within a few tens of ms (bound: 150 ms, figures printed), and the query
+plans use indexes, not full scans of the cases table.
+
+Rows are written with Core bulk inserts, so building the store takes seconds, not the hours that
+scoring 100,000 requests would."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, text
+
+from store.db import get_engine, session_scope
+from store.review_stats import overview, score_histogram
+from store.reviews import CaseQuery, facets, list_cases, review_counts, status_counts
+from store.tables import Job, LowConfidenceCase, Review, Score, utcnow
+
+N_CASES = 100_000
+CASES_PER_JOB = 5
+BOUND_MS = 150.0
+REASONS = ["low_top_score", "low_margin", "flat", "sampled"]
+pytestmark = pytest.mark.slow
+
+
+def build_store(url: str, n_cases: int = N_CASES) -> None:
+    """n_cases cases over 60 days, one job per CASES_PER_JOB cases, a quarter of them reviewed."""
+    rng = random.Random(7)
+    now = utcnow()
+    jobs, cases, reviews, scores = [], [], [], []
+    for j in range(n_cases // CASES_PER_JOB):
+        created = now - timedelta(seconds=rng.uniform(0, 60 * 86400))
+        job_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        jobs.append(dict(id=job_id, status="succeeded", model="m", queue="q", kind="async", n_requests=CASES_PER_JOB,
+                         n_chunks=CASES_PER_JOB, n_pairs=CASES_PER_JOB * 4, owner=f"tenant-{j % 10}",
+                         created_at=created, finished_at=created + timedelta(seconds=rng.uniform(0.05, 2)),
+                         callback_attempts=0))
+        for r in range(CASES_PER_JOB):
+            status = rng.choices(["open", "reviewed", "dismissed"], [60, 25, 15])[0]
+            reasons = rng.sample(REASONS, rng.randint(1, 2))
+            values = [rng.random() * 0.5 for _ in range(4)]
+            cases.append(dict(job_id=job_id, request_idx=r, reasons=reasons, reason=reasons[0],
+                              query=f"query {j} {r}", instruction=None, documents=[f"doc {i}" for i in range(4)],
+                              scores=values, top_score=max(values), model="m", model_revision="r", score_type="p",
+                              status=status, created_at=created))
+            scores.append(dict(job_id=job_id, request_idx=r, doc_index=0, score=values[0], model="m",
+                               model_revision="r", score_type="p", degraded=False, created_at=created))
+    engine = get_engine(url)
+    with engine.begin() as connection:
+        for start in range(0, len(jobs), 5000):
+            connection.execute(insert(Job), jobs[start:start + 5000])
+        for start in range(0, len(cases), 5000):
+            connection.execute(insert(LowConfidenceCase), cases[start:start + 5000])
+        for start in range(0, len(scores), 5000):
+            connection.execute(insert(Score), scores[start:start + 5000])
+    with engine.begin() as connection:
+        rows = connection.execute(text("SELECT id, created_at, status FROM low_confidence_cases "
+                                       "WHERE status != 'open'")).all()
+        for case_id, created, status in rows:
+            at = created if not isinstance(created, str) else now
+            reviews.append(dict(case_id=case_id, reviewer="k1", reviewer_name="K",
+                                labels={"0": 3} if status == "reviewed" else {}, best_index=None, note=None,
+                                decision=status, created_at=at, updated_at=at))
+        for start in range(0, len(reviews), 5000):
+            connection.execute(insert(Review), reviews[start:start + 5000])
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+
+
+def timed_ms(action, repeats: int = 5) -> float:
+    """Median wall time of `action` in ms, after one warm-up call."""
+    action()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def queue_page(url: str, query: CaseQuery):
+    """What the dashboard's queue page (and GET /v1/reviews) reads."""
+    with session_scope(url) as session:
+        cases, _total = list_cases(session, query)
+        review_counts(session, [c.id for c in cases])
+        facets(session, query.owner)
+        status_counts(session, query)
+
+
+def overview_page(url: str, window: str, owner=None):
+    with session_scope(url) as session:
+        overview(session, window, owner)
+        score_histogram(session, owner)
+
+
+@pytest.fixture()
+def big_store(database_url):
+    started = time.perf_counter()
+    build_store(database_url)
+    print(f"\n[{database_url.split(':')[0]}] built {N_CASES} cases in {time.perf_counter() - started:.1f}s")
+    return database_url
+
+
+def test_review_list_and_overview_stay_fast_with_100k_cases(big_store):
+    url = big_store
+    checks = {
+        "queue: open, newest": lambda: queue_page(url, CaseQuery()),
+        "queue: open, lowest score": lambda: queue_page(url, CaseQuery(sort="lowest")),
+        "queue: reviewed, oldest, page 40": lambda: queue_page(url, CaseQuery(status="reviewed", sort="oldest",
+                                                                               page=40)),
+        "queue: open, one reason": lambda: queue_page(url, CaseQuery(reason="flat")),
+        "queue: one tenant": lambda: queue_page(url, CaseQuery(owner="tenant-3")),
+        "overview 24h": lambda: overview_page(url, "24h"),
+        "overview 7d": lambda: overview_page(url, "7d"),
+        "overview 30d": lambda: overview_page(url, "30d"),
+        "overview 30d, one tenant": lambda: overview_page(url, "30d", "tenant-3"),
+    }
+    figures = {name: timed_ms(check) for name, check in checks.items()}
+    for name, ms in figures.items():
+        print(f"  {name:<36} {ms:7.1f} ms")
+    slow = {name: round(ms, 1) for name, ms in figures.items() if ms > BOUND_MS}
+    assert not slow, f"over {BOUND_MS} ms with {N_CASES} cases: {slow}"
+
+
+def plan(url: str, statement) -> str:
+    engine = get_engine(url)
+    sql = statement.compile(engine, compile_kwargs={"literal_binds": True})
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as connection:
+        rows = connection.execute(text(prefix + str(sql))).all()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def full_scans(url: str, plan_text: str, table: str) -> list[str]:
+    """Plan lines that read every row of `table` (an index walk or a search is fine)."""
+    lines = plan_text.splitlines()
+    if get_engine(url).dialect.name == "sqlite":
+        return [line for line in lines if line.startswith(f"SCAN {table}") and "INDEX" not in line]
+    return [line for line in lines if f"Seq Scan on {table}" in line]
+
+
+def test_the_queue_and_overview_queries_use_indexes(big_store):
+    from store.retention import expirable_case_ids, expirable_job_ids  # noqa: F401 - the sweeper's look-ups
+    from sqlalchemy import select
+
+    from store.reviews import SORTS, _filtered
+
+    url = big_store
+    now = utcnow()
+    case = LowConfidenceCase
+    statements = {
+        "open page, newest": _filtered(select(case), CaseQuery()).order_by(*SORTS["newest"]).limit(25),
+        "open page, lowest": _filtered(select(case), CaseQuery()).order_by(*SORTS["lowest"]).limit(25),
+        "open count": _filtered(select(case.id), CaseQuery()),
+        "open by reason": select(case.reason, text("count(*)")).where(case.status == "open").group_by(case.reason),
+        "cases since": select(case.created_at).where(case.created_at >= now - timedelta(days=1)),
+        "sweeper: cases": select(case.id).where(case.created_at < now - timedelta(days=30))
+        .order_by(case.created_at, case.id).limit(100),
+        "sweeper: jobs": select(Job.id).where(Job.expired_at.is_(None), Job.finished_at.is_not(None),
+                                              Job.finished_at < now - timedelta(days=30))
+        .order_by(Job.finished_at, Job.id).limit(100),
+    }
+    problems = {}
+    for name, statement in statements.items():
+        plan_text = plan(url, statement)
+        print(f"\n{name}:\n{plan_text}")
+        scans = full_scans(url, plan_text, "low_confidence_cases") + full_scans(url, plan_text, "jobs")
+        if scans:
+            problems[name] = scans
+    assert not problems, problems
