@@ -187,6 +187,13 @@ class Review(Base):
 Index("ix_job_requests_job", JobRequest.job_id)
 Index("ix_job_chunks_job_status", JobChunk.job_id, JobChunk.status)
 Index("ix_scores_job_request", Score.job_id, Score.request_idx)
+# The review queue's pages (a status tab in the queue's order) and the overview's open-by-reason and
+# first-review look-ups read index ranges, not the whole table (tests/store/test_store_scale.py).
+Index("ix_cases_status_created", LowConfidenceCase.status, LowConfidenceCase.created_at, LowConfidenceCase.id)
+Index("ix_cases_status_top_score", LowConfidenceCase.status, LowConfidenceCase.top_score, LowConfidenceCase.id)
+Index("ix_cases_status_reason", LowConfidenceCase.status, LowConfidenceCase.reason)
+Index("ix_reviews_created_at", Review.created_at)
+Index("ix_reviews_case_created", Review.case_id, Review.created_at)
 
 
 class ApiKey(Base):

@@ -34,10 +34,22 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('text_hashed', sa.Boolean(), server_default=sa.false(), nullable=False))
     with op.batch_alter_table('low_confidence_cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('exported_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_cases_status_created', ['status', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_cases_status_top_score', ['status', 'top_score', 'id'], unique=False)
+        batch_op.create_index('ix_cases_status_reason', ['status', 'reason'], unique=False)
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.create_index('ix_reviews_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_reviews_case_created', ['case_id', 'created_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.drop_index('ix_reviews_case_created')
+        batch_op.drop_index('ix_reviews_created_at')
     with op.batch_alter_table('low_confidence_cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_status_reason')
+        batch_op.drop_index('ix_cases_status_top_score')
+        batch_op.drop_index('ix_cases_status_created')
         batch_op.drop_column('exported_at')
     with op.batch_alter_table('job_requests', schema=None) as batch_op:
         batch_op.drop_column('text_hashed')
