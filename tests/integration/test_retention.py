@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from core.redis_server import free_port
 from store.db import session_scope
 from store.document_text import text_hash
 from store.retention import JOB_OWNED_TABLES
@@ -61,8 +62,10 @@ def test_unflagged_texts_are_hashed_when_the_job_finishes_and_flagged_ones_kept(
         job = client.post("/v1/jobs", json={"requests": [
             {"query": "alone", "documents": ["one document"], "return_documents": True},
             {"query": "flagged", "documents": ["first", "second"], "return_documents": True}]}).json()
-        view = wait_job(client, job["id"])
-    assert view["status"] == "succeeded"
+        assert wait_job(client, job["id"])["status"] == "succeeded"
+        # Hashing follows the finishing commit (before the done notice), so poll the store briefly.
+        wait_until(lambda: requests_of(url, job["id"])[0].text_hashed, 10, "the texts to be hashed")
+        view = client.get(f"/v1/jobs/{job['id']}").json()
     plain, flagged = requests_of(url, job["id"])
     assert plain.documents == [text_hash("one document")] and plain.query == text_hash("alone")
     assert flagged.documents == ["first", "second"] and flagged.query == "flagged" and not flagged.text_hashed
@@ -163,8 +166,10 @@ def test_purge_cli_prints_what_it_removes(retention_stack):
 def test_the_worker_sweeper_expires_old_jobs_into_404_job_expired(retention_stack):
     # 0.00006 days is about 5 s; the floor (CHUNK_DEADLINE_S) is below that.
     sweeper = retention_stack.start_worker("sweeper", RERANKQ_RETENTION_DAYS="0.00006")
+    port = free_port()
+    api = retention_stack.extra_api(port, RERANKQ_RETENTION_DAYS="0.00006")  # API and worker share settings
     try:
-        with retention_stack.client() as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             job = client.post("/v1/jobs", json={"requests": [{"query": "q", "documents": ["a", "b"]}]}).json()
             assert wait_job(client, job["id"])["status"] == "succeeded"
             assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
@@ -185,5 +190,6 @@ def test_the_worker_sweeper_expires_old_jobs_into_404_job_expired(retention_stac
                                   .where(LowConfidenceCase.job_id == job["id"])) == 1
         assert "retention: jobs:" in sweeper.log()
     finally:
+        api.stop()
         sweeper.stop()
         retention_stack.workers.remove(sweeper)
