@@ -182,7 +182,6 @@ def full_scans(url: str, plan_text: str, table: str) -> list[str]:
 
 
 def test_the_queue_and_overview_queries_use_indexes(big_store):
-    from store.retention import expirable_case_ids, expirable_job_ids  # noqa: F401 - the sweeper's look-ups
     from sqlalchemy import select
 
     from store.reviews import SORTS, _filtered
