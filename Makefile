@@ -14,8 +14,9 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml client/pyproject.toml
 	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ./client
 	$(PY) -m pip install -q -e '.[worker,postgres,redis-server]'
 	touch $@
 

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.schemas import ErrorBody, ErrorDetail
+from rerankq.schemas import ErrorBody, ErrorDetail
 
 
 class ApiError(Exception):

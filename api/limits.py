@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from api.errors import ApiError
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from core.settings import Settings
 
 

@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
 from core.settings import Settings, get_settings
-from workers.queue import make_celery
+from core.queue import make_celery
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:

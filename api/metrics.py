@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import StateDep
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 
 disable_created_metrics()  # the *_created series only double what every scrape sends
 

@@ -18,10 +18,10 @@ from api.deps import AppState
 from api.errors import ApiError
 from api.metrics import record_submission
 from api.served_models import resolve_model
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published
-from workers.queue import BULK, INTERACTIVE, publish_chunks, queue_name, queues_for
+from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name, queues_for
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.schemas import JobView
+from rerankq.schemas import JobView
 from store.jobs import get_job, job_view
 from store.reviews import model_order
 from store.tables import Job, JobRequest, LowConfidenceCase, Score

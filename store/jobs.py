@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.schemas import (
+from rerankq.schemas import (
     CallbackView,
     DocumentObject,
     JobStatus,

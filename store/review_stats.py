@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.review_schemas import CaseStatus
-from core.schemas import JobStatus
+from rerankq.schemas import JobStatus
 from store.tables import Job, LowConfidenceCase, Review, Score
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),

@@ -31,7 +31,7 @@ from store.db import session_scope
 from store.fallback import stranded_jobs
 from store.tables import utcnow
 from store.work import ChunkWork, record_error
-from workers.queue import FALLBACK_LANE, publish_chunks, queue_name
+from core.queue import FALLBACK_LANE, publish_chunks, queue_name
 from workers.runtime import WorkerRuntime, build_runtime
 
 log = logging.getLogger(__name__)

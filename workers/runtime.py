@@ -25,7 +25,7 @@ from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
-from workers.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
+from core.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
 from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
                              observe_queue_wait)
-from workers.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from core.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
 from workers.fallback import hand_over, is_fallback
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache

@@ -18,7 +18,7 @@ from api.routes.rerank import wait_until_done
 from api.served_models import accepted_names, resolve_model
 from api.submit import submit
 from core.redis_keys import cancelled_key, done_key
-from core.schemas import JobAccepted, JobCreate, JobStatus, JobView
+from rerankq.schemas import JobAccepted, JobCreate, JobStatus, JobView
 from store.db import session_scope
 from store.jobs import cancel_job, get_job, job_view
 

@@ -17,7 +17,7 @@ from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
 from core.redis_keys import done_key
-from core.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
+from rerankq.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import get_job, job_view
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from api.errors import ApiError
 from api.limits import check_model
 from api.served_models import accepted_names, resolve_model
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from core.settings import Settings
 
 ALIASES = "rerank-v3.5=default-model, rerank-english-v3.0 = default-model,rerank-x=not-served"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.served_models import accepted_names, served_models
 from core.settings import Settings
-from workers.queue import PUBLISHED_AT, make_celery
+from core.queue import PUBLISHED_AT, make_celery
 
 WORKERS = [
     {"hostname": "a", "model": "tiny-ce", "ready": True, "model_revision": "r1", "backend": "seq-cls"},

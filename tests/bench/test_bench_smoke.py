@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from core.bench.report import TARGETS, evaluate_targets, percentile
+from commands.bench.report import TARGETS, evaluate_targets, percentile
 
 WORKLOADS = ["small", "bulk", "mixed", "long", "idle"]
 DIRECT = {"pairs_per_s", "seconds", "batches", "mean_batch", "padding_efficiency", "other_load_cores"}

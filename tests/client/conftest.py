@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.redis_server import free_port
-from workers.queue import queues_for
+from commands.redis_server import free_port
+from core.queue import queues_for
 
 PARKED_MODEL = "parked-model"
 

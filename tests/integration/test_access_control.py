@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from tests.support.stack import wait_job
 
 

@@ -102,7 +102,7 @@ def test_cancel_a_queued_job(stack):
     """No worker serves this API's model, so the job waits in the queue until it is cancelled."""
     import httpx
 
-    from core.redis_server import free_port
+    from commands.redis_server import free_port
 
     port = free_port()
     api = stack.extra_api(port, RERANKQ_MODEL="model-nobody-serves")

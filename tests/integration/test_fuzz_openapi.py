@@ -58,7 +58,7 @@ def test_every_operation_survives_generated_input(stack, mode):
 def test_every_operation_survives_generated_input_with_access_control_on(stack, with_key):
     """With keys required: without one every operation answers a JSON 401; with an admin key the
     generated input reaches the handlers, as above."""
-    from core.redis_server import free_port
+    from commands.redis_server import free_port
 
     port = free_port()
     api = stack.extra_api(port, RERANKQ_AUTH_ENABLED="true")

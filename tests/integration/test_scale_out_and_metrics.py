@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from tests.conftest import make_stack
 from tests.support.postgres import missing_reason
 from tests.support.stack import Stack, wait_job, wait_until

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from core.redis_server import free_port
-from core.schemas import RerankRequest
+from commands.redis_server import free_port
+from rerankq.schemas import RerankRequest
 from rerankq import InvalidRequest, JobFailed, RerankClient
 from rerankq.webhooks import verify_signature
 from store.db import session_scope

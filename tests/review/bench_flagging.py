@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.migrate import upgrade

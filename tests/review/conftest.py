@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from store.db import session_scope
 from store.tables import LowConfidenceCase
 from tests.conftest import make_stack

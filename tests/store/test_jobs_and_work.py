@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from core.schemas import JobStatus, RerankRequest
+from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
 from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks, unpublished_pending_chunks
 from store.tables import LowConfidenceCase, Score, utcnow

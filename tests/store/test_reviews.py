@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.label_export import case_lines, combine, iter_export

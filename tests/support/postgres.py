@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 
 
 def postgres_bindir() -> Optional[Path]:

@@ -20,7 +20,7 @@ import httpx
 import redis
 
 from core.redis_keys import WORKER_PATTERN
-from core.redis_server import free_port, start_redis, wait_for_port
+from commands.redis_server import free_port, start_redis, wait_for_port
 from store.migrate import upgrade
 
 

@@ -20,8 +20,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
                       "pip install 'rerankq[llama-index]'") from error
 from pydantic import Field, PrivateAttr
 
-from client.sdk import AsyncRerankClient, RerankClient
-from core.schemas import RerankResponse
+from rerankq.sdk import AsyncRerankClient, RerankClient
+from rerankq.schemas import RerankResponse
 
 
 class RerankqRerank(BaseNodePostprocessor):

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from core.bench import report
-from core.bench.hostload import HostLoad, loadavg
+from commands.bench import report
+from commands.bench.hostload import HostLoad, loadavg
 from workers.batch_plan import max_tokens_for
 
 VOCAB = 151_669
@@ -58,7 +58,7 @@ def bench_model_dir(options: BenchOptions) -> tuple[Path, dict]:
     """The model to bench: --model as given, else the generated one (built once per cache dir)."""
     if options.model is not None:
         return options.model, {"source": str(options.model)}
-    from core.bench.model_builder import build_tiny_qwen3
+    from commands.bench.model_builder import build_tiny_qwen3
 
     spec = QUICK_MODEL if options.quick else BENCH_MODEL
     name = "qwen3-v{vocab_size}-h{hidden}-l{layers}-i{intermediate}".format(**spec)
@@ -70,7 +70,7 @@ class Bench:
     """One run: the loaded backend, the batch settings, and the load meter shared by all modes."""
 
     def __init__(self, options: BenchOptions) -> None:
-        from core.bench.direct import load_backend
+        from commands.bench.direct import load_backend
         from core.settings import Settings
 
         self.options = options
@@ -93,13 +93,13 @@ class Bench:
 
     # --- modes -------------------------------------------------------------------------
     def direct(self, workload) -> Any:
-        from core.bench.direct import run_direct
+        from commands.bench.direct import run_direct
 
         return self.measure(lambda: run_direct(self.backend, workload, self.max_tokens, self.max_pairs,
                                                self.overhead))
 
     def naive(self, workload, direct) -> Any:
-        from core.bench.naive import run_naive
+        from commands.bench.naive import run_naive
 
         options = self.options
         sample = options.naive_sample or (4 if options.quick else {"long": 8, "idle": 10}.get(workload.name, 24))
@@ -132,7 +132,7 @@ class Bench:
     def latency_row(self, workload, system) -> dict:
         """Each job scored in this process, then through the system (job + long poll, then
         POST /v1/rerank), in turn on an idle machine; the naive sample after."""
-        from core.bench.direct import one_job_each, score_jobs
+        from commands.bench.direct import one_job_each, score_jobs
 
         self.options.log(f"bench: direct and system {workload.name}, interleaved ({len(workload.jobs)} jobs)")
 
@@ -148,8 +148,8 @@ class Bench:
 
     def prefix_comparison(self) -> dict:
         """Direct with and without reuse on short documents, alternating, best of each."""
-        from core.bench.direct import score_jobs
-        from core.bench.workloads import prefix_workload
+        from commands.bench.direct import score_jobs
+        from commands.bench.workloads import prefix_workload
 
         options = self.options
         options.log("bench: prefix reuse comparison (direct, with and without, alternating)")
@@ -180,7 +180,7 @@ class Bench:
 
     # --- the whole run -----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from core.bench.workloads import build_workloads
+        from commands.bench.workloads import build_workloads
         from models.base import Pair
 
         options = self.options
@@ -214,7 +214,7 @@ class Bench:
 
     def start_system(self, root: Path, workloads: list, stack: contextlib.ExitStack) -> Any:
         """redis-server, worker and API, warmed up; their pids count as ours, not "other load"."""
-        from core.bench.system import LocalSystem
+        from commands.bench.system import LocalSystem
 
         self.options.log(f"bench: starting redis, worker and API in {root}")
         system = stack.enter_context(LocalSystem(self.model_dir, self.options.max_length, root, self.options.device))

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from core.redis_server import start_redis
+from commands.redis_server import start_redis
 from core.settings import Settings
 from store.migrate import upgrade
 

@@ -1,4 +1,7 @@
-"""The `rerankq` command: run the whole service locally, or each part on its own host."""
+"""The service's `rerankq` commands: run the whole service locally, or each part on its own host.
+
+The console script itself belongs to the SDK (client/rerankq/cli.py), which finds this app through
+the `rerankq.commands` entry point declared in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -8,9 +11,8 @@ from typing import Optional
 
 import typer
 
+from commands.keys import app as keys_app
 from core.settings import Settings
-
-from core.keys_cli import app as keys_app
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 app.add_typer(keys_app, name="keys")
@@ -29,7 +31,7 @@ def up(
     open_access: bool = typer.Option(False, "--open", help="No API keys: anyone who reaches the port may call it."),
 ) -> None:
     """Start Redis (AOF on), migrate SQLite, one worker and the API; Ctrl-C stops all of it."""
-    from core.local_stack import run_local_stack
+    from commands.local_stack import run_local_stack
 
     settings = _settings(model=model, host=host, port=port, data_dir=data_dir,
                          auth_enabled=False if open_access else None)
@@ -92,24 +94,13 @@ def probe(
         raise typer.Exit(1)
 
 
-@app.command("submit")
-def submit_file(
-    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="INPUT.jsonl",
-                                      help="One rerank request (JSON object) per line."),
-    output: Path = typer.Option(..., "--output", "-o", help="Results, one JSON line per input line; rerunning "
-                                "with the same output resumes."),
-    url: Optional[str] = typer.Option(None, envvar="RERANKQ_URL", help="API base URL (default http://127.0.0.1:8000)."),
-    api_key: Optional[str] = typer.Option(None, envvar="RERANKQ_API_KEY", help="API key (submit and read scopes)."),
-    batch_size: int = typer.Option(32, min=1, help="Lines per job (at most the service's RERANKQ_MAX_REQUESTS_PER_JOB)."),
-    concurrency: int = typer.Option(4, min=1, help="Jobs in flight at once."),
-    job_timeout: Optional[float] = typer.Option(None, help="Give up waiting for one job after this many seconds."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
-) -> None:
-    """Score a JSONL file of rerank requests as async jobs, with progress, resumable after interruption."""
-    from client.bulk import bulk_main
+@app.command("submit", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def submit_file(ctx: typer.Context) -> None:
+    """Score a JSONL file of rerank requests as async jobs, resumable (the SDK's bulk CLI: see `rerankq submit -h`)."""
+    from rerankq.cli import submit_main
 
-    raise typer.Exit(bulk_main(input_path, output, url=url, api_key=api_key, batch_size=batch_size,
-                               concurrency=concurrency, job_timeout=job_timeout, progress=progress))
+    raise typer.Exit(submit_main(ctx.args))
 
 
 @app.command()
@@ -133,7 +124,7 @@ def loadtest(
     docs: int = typer.Option(10, min=1, help="Documents per job."),
 ) -> None:
     """Submit and poll from many clients for a fixed time; report accepted, completed, lost, duplicated."""
-    from core.loadtest import format_report, run_load
+    from commands.loadtest import format_report, run_load
 
     report = run_load(url, clients=clients, duration_s=duration, docs_per_job=docs, api_key=api_key)
     typer.echo(format_report(report))
@@ -194,7 +185,7 @@ def bench(
     keep: bool = typer.Option(False, "--keep", help="Keep the system's data dir and logs."),
 ) -> None:
     """Measure pairs/s and latency: direct (in-process limit), system (HTTP, Redis, worker, store) and naive."""
-    from core.bench.runner import ALL_WORKLOADS, BenchOptions, main
+    from commands.bench.runner import ALL_WORKLOADS, BenchOptions, main
 
     chosen = tuple(w.strip() for w in workloads.split(",") if w.strip())
     unknown = [w for w in chosen if w not in ALL_WORKLOADS]

@@ -30,9 +30,9 @@ from typing import Any, Optional, TextIO
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from client.errors import InvalidRequest, JobFailed, RerankError
-from client.sdk import AsyncRerankClient
-from core.schemas import RerankRequest
+from rerankq.errors import InvalidRequest, JobFailed, RerankError
+from rerankq.sdk import AsyncRerankClient
+from rerankq.schemas import RerankRequest
 
 STATE_SUFFIX = ".state"
 _REQUEST_FIELD = re.compile(r"^requests\.(\d+)(?:\.|$)")

@@ -22,10 +22,10 @@ from typing import Any, Callable, Optional, TypeVar
 import httpx
 import redis
 
-from core.bench.workloads import Job, Workload
-from core.local_stack import spawn_service, stop_process
+from commands.bench.workloads import Job, Workload
+from commands.local_stack import spawn_service, stop_process
 from core.redis_keys import worker_key
-from core.redis_server import free_port, start_redis, wait_for_port
+from commands.redis_server import free_port, start_redis, wait_for_port
 
 WORKER = "bench-worker"
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from core.bench.workloads import Job, Workload
+from commands.bench.workloads import Job, Workload
 from models.base import Pair
 from models.prefix_cache import batch_cost
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from core.bench.workloads import Workload
+from commands.bench.workloads import Workload
 from models.qwen3 import PREFIX, SUFFIX, format_body
 
 

@@ -5,7 +5,7 @@ pause) and receives the answer; the two clients only differ in how they run it (
 time.sleep, or httpx.AsyncClient and asyncio.sleep). Retries therefore behave identically:
 429 and 502/503/504 are retried after `Retry-After` (or an exponential backoff), connection
 errors are retried where resending is safe, and everything else raises an error from
-client.errors. Results are the service's own wire models (core.schemas).
+rerankq.errors. Results are the service's own wire models (rerankq.schemas).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from client.errors import (
+from rerankq.errors import (
     JobCancelled,
     JobFailed,
     JobTimeout,
@@ -30,7 +30,7 @@ from client.errors import (
     error_from_response,
     retry_after,
 )
-from core.schemas import DocumentObject, JobAccepted, JobStatus, JobView, RerankRequest, RerankResponse
+from rerankq.schemas import DocumentObject, JobAccepted, JobStatus, JobView, RerankRequest, RerankResponse
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -21,8 +21,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
                       "pip install 'rerankq[langchain]'") from error
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from client.sdk import AsyncRerankClient, RerankClient
-from core.schemas import RerankResponse
+from rerankq.sdk import AsyncRerankClient, RerankClient
+from rerankq.schemas import RerankResponse
 
 
 class RerankqRerank(BaseDocumentCompressor):
