@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models built locally, and a real stack (redis-server, worker, API)."""
+"""Shared fixtures: tiny models built locally, and a real stack (redis-server, worker, API).
+The helpers behind them (make_stack, secured_api) live in tests/support/stack.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import PostgresCluster, missing_reason
-from tests.support.stack import RedisProcess, Stack
+from tests.support.stack import Stack, make_stack
 from tests.support.tiny_models import build_tiny_cross_encoder, build_tiny_qwen3
 
 
@@ -25,15 +26,6 @@ def tiny_qwen3(models_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(models_dir) -> Path:
     return Path(build_tiny_cross_encoder(models_dir / "tiny-cross-encoder"))
-
-
-def make_stack(root: Path, model_dir: Path, database_url: str = "", **extra_env: str) -> Stack:
-    root.mkdir(parents=True, exist_ok=True)
-    redis = RedisProcess(root / "redis").start()
-    stack = Stack(root=root, redis=redis, database_url=database_url or f"sqlite:///{root / 'rerankq.db'}",
-                  model_dir=model_dir, extra_env=extra_env)
-    stack.migrate()
-    return stack
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.tables import Job, JobChunk, Score
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.model_card_reference import reference_scores
 from tests.support.stack import wait_job, wait_until
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from commands.redis_server import free_port
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.postgres import missing_reason
 from tests.support.stack import Stack, wait_job, wait_until
 

@@ -19,7 +19,7 @@ from rerankq import InvalidRequest, JobFailed, RerankClient
 from rerankq.webhooks import verify_signature
 from store.db import session_scope
 from store.jobs import cancel_job, create_job
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.slow

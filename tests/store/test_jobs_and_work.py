@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
