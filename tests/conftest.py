@@ -57,6 +57,18 @@ def client(stack):
         yield client
 
 
+# Fixtures that start real processes (Redis, workers, APIs, PostgreSQL) or build and load a model:
+# a test that uses any of them, even indirectly, is `slow`, so `pytest -m "not slow"` is the
+# in-process tier that answers in seconds.
+SLOW_FIXTURES = {"models_dir", "stack", "postgres_cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """With RERANKQ_TESTS_REQUIRE_ALL=1 (CI sets it) a skipped test fails the run: CI installs
     everything, so a skip there means a part of the suite silently stopped running."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # a fresh interpreter
 def test_api_and_client_import_without_torch():
     code = (
         "import sys, api.main, api.routes.rerank, api.routes.jobs, rerankq, commands.cli; "

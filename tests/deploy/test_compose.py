@@ -213,6 +213,7 @@ def test_dockerfiles_build_a_slim_api_and_a_cuda_worker(services):
     assert 'pip install ".[worker,postgres]"' in worker and "nvidia/cuda" in worker
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_the_api_imports_no_torch():
     """The API image has no torch: building the app must not need it."""
     code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
