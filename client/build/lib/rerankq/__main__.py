@@ -1,0 +1,3 @@
+from rerankq.cli import main
+
+main()
