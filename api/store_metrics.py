@@ -16,10 +16,11 @@ from core.settings import Settings
 from store.db import session_scope
 from store.tables import Job, LowConfidenceCase, utcnow
 from core.confidence_reasons import ALL_REASONS
+from rerankq.schemas import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
+ACTIVE = ACTIVE_STATUSES
 REASONS = ALL_REASONS
 
 

@@ -14,6 +14,8 @@ from typing import Optional
 
 import httpx
 
+from core.stats import percentile
+
 
 @dataclass
 class LoadReport:
@@ -37,13 +39,6 @@ class LoadReport:
         body = asdict(self)
         body.pop("latencies_ms")
         return body
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def _check_result(job: dict, n_docs: int) -> bool:
@@ -96,8 +91,8 @@ def run_load(base_url: str, *, clients: int = 8, duration_s: float = 10.0, docs_
         thread.join(timeout=duration_s + drain_timeout_s + 30)
     elapsed = time.monotonic() - began
     report.lost = report.accepted - report.completed - report.failed
-    report.p50_ms = _percentile(report.latencies_ms, 0.50)
-    report.p99_ms = _percentile(report.latencies_ms, 0.99)
+    report.p50_ms = percentile(report.latencies_ms, 50) or 0.0
+    report.p99_ms = percentile(report.latencies_ms, 99) or 0.0
     report.jobs_per_s = report.completed / elapsed if elapsed else 0.0
     return report
 

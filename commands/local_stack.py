@@ -101,7 +101,8 @@ def _announce_access(settings: Settings) -> None:
     print(f"rerankq: created an admin API key; send it as `Authorization: Bearer {token}`", flush=True)
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a child's log, for saying why it died."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -121,7 +122,7 @@ def _supervise(worker: subprocess.Popen, api: subprocess.Popen, data_dir: Path) 
             if process.poll() is not None:
                 log = data_dir / f"{name}.log"
                 print(f"rerankq: the {name} exited with code {process.returncode}; last lines of {log}:\n"
-                      f"{_tail(log)}", file=sys.stderr, flush=True)
+                      f"{log_tail(log)}", file=sys.stderr, flush=True)
                 return process.returncode or 1
         time.sleep(0.5)
     return 0

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import (
+    ACTIVE_STATUSES,
     CallbackView,
     DocumentObject,
     JobStatus,
@@ -22,7 +23,7 @@ from rerankq.schemas import (
 )
 from store.tables import Job, JobChunk, JobRequest, Score, utcnow
 
-ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+ACTIVE = ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import redis
 from celery import Celery
 
+from core.redis_keys import sweep_lost_lock_key
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
@@ -108,7 +109,7 @@ class WorkerRuntime:
         queues = [*queues_for(model), queue_name(model, FALLBACK_LANE)]
         if messages_in_flight(self.redis, queues):
             return 0
-        if not self.redis.set(f"rerankq:sweep-lost:{model_key(model)}", self.hostname, nx=True,
+        if not self.redis.set(sweep_lost_lock_key(model_key(model)), self.hostname, nx=True,
                               ex=max(1, int(settings.sweep_interval_s))):
             return 0
         cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.redis_keys import cancelled_key, done_key
 from models.base import Pair
+from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
 from store.db import session_scope
 from store.tables import Job
@@ -34,7 +35,7 @@ from workers.webhooks import deliver_later
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DB_RETRY_S = 60.0
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES
 
 
 class ChunkDeadline(Exception):

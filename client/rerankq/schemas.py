@@ -67,7 +67,12 @@ class JobStatus(str, Enum):
 
     @property
     def finished(self) -> bool:
-        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+        return self.value in FINISHED_STATUSES
+
+
+# The stored `jobs.status` values, grouped: a job moves from an active status to a finished one, once.
+ACTIVE_STATUSES = (JobStatus.queued.value, JobStatus.running.value)
+FINISHED_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
 
 
 class RerankResult(BaseModel):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any, Optional
+
+from core.stats import percentile
 
 TARGETS = {
     "bulk_system_vs_direct": ("system >= 0.9 x direct, bulk jobs at saturation", 0.9),
@@ -18,15 +19,6 @@ TARGETS = {
     "prefix_max_score_diff": ("prefix reuse scores unchanged within 1e-5 (float32; 1e-2 in half precision)", 1e-5),
 }
 HALF_PRECISION_TOLERANCE = 1e-2  # bf16/fp16 move scores by ~1e-3 whatever the batch shape
-
-
-def percentile(values: list[float], q: float) -> Optional[float]:
-    """Nearest-rank percentile (q in 0..100) of `values`, None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]
 
 
 def max_diff(a: list[list[float]], b: list[list[float]]) -> Optional[float]:

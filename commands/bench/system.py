@@ -23,7 +23,7 @@ import httpx
 import redis
 
 from commands.bench.workloads import Job, Workload
-from commands.local_stack import spawn_service, stop_process
+from commands.local_stack import log_tail, spawn_service, stop_process
 from core.redis_keys import worker_key
 from commands.redis_server import free_port, start_redis, wait_for_port
 
@@ -128,7 +128,7 @@ class LocalSystem:
         while time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise BenchSystemError(f"the worker exited ({worker.returncode}); see {self.root / 'worker.log'}:\n"
-                                   + _tail(self.root / "worker.log"))
+                                   + log_tail(self.root / "worker.log", 30))
             if client.exists(worker_key(WORKER)):
                 return
             time.sleep(0.1)
@@ -295,9 +295,3 @@ def _in_document_order(results: list[dict[str, Any]], count: int) -> list[float]
         scores[item["index"]] = item["relevance_score"]
     return scores
 
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from commands.bench.report import TARGETS, evaluate_targets, percentile
+from commands.bench.report import TARGETS, evaluate_targets
+from core.stats import percentile
 
 WORKLOADS = ["small", "bulk", "mixed", "long", "idle"]
 DIRECT = {"pairs_per_s", "seconds", "batches", "mean_batch", "padding_efficiency", "other_load_cores"}

@@ -1,3 +1,0 @@
-from rerankq.cli import main
-
-main()
