@@ -12,7 +12,6 @@ import logging
 import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, TypeVar
 
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
@@ -27,14 +26,13 @@ from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
                              observe_queue_wait)
 from core.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache
 from workers.webhooks import deliver_later
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-DB_RETRY_S = 60.0
 FINISHED = FINISHED_STATUSES
 
 
@@ -181,21 +179,6 @@ def _fail(url: str, work: ChunkWork, message: str) -> None:
     with session_scope(url) as session:
         fail_job(session, work.job_id, work.chunk_idx,
                  f"chunk {work.chunk_idx} failed after {work.attempt} attempts: {message}")
-
-
-def with_db_retry(action: Callable[[], T], budget_s: float = DB_RETRY_S) -> T:
-    """Retry a store operation while the database is unreachable, up to a time budget."""
-    deadline = time.monotonic() + budget_s
-    delay = 0.2
-    while True:
-        try:
-            return action()
-        except OperationalError as error:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("database unavailable (%s); retrying in %.1fs", error.orig, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def notify(runtime: WorkerRuntime, job_id: str) -> None:
