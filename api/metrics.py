@@ -8,7 +8,6 @@ has its own counters.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Sequence
 
@@ -19,6 +18,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import StateDep
+from api.errors import REJECTION_STATE
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
 from rerankq.schemas import RerankRequest
@@ -59,11 +59,9 @@ def route_label(scope: Scope) -> str:
     return scope["path"] if scope["path"] in SUBMIT_ROUTES else UNMATCHED
 
 
-def rejection_reason(status: int, body: bytes) -> str:
-    try:
-        code = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        code = None
+def rejection_reason(scope: Scope, status: int) -> str:
+    """The error code recorded where the request was refused (api.errors.mark_rejection)."""
+    code = scope.get("state", {}).get(REJECTION_STATE)
     return code if isinstance(code, str) and code else f"http_{status}"
 
 
@@ -79,15 +77,12 @@ class HttpMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        error_body = bytearray()
         submit = scope["method"] == "POST"
 
         async def observed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and submit and _refused(status) and len(error_body) < 65536:
-                error_body.extend(message.get("body", b""))
             await send(message)
 
         try:
@@ -98,7 +93,7 @@ class HttpMetricsMiddleware:
             HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
             HTTP_DURATION.labels(route=route).observe(time.perf_counter() - started)
             if submit and route in SUBMIT_ROUTES and _refused(status):
-                REJECTIONS.labels(reason=rejection_reason(status, bytes(error_body))).inc()
+                REJECTIONS.labels(reason=rejection_reason(scope, status)).inc()
 
 
 def _refused(status: int) -> bool:
