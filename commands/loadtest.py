@@ -12,9 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-import httpx
-
 from core.stats import percentile
+from rerankq import JobCancelled, JobFailed, JobTimeout, JobView, Overloaded, RerankClient, RerankError
 
 
 @dataclass
@@ -41,47 +40,43 @@ class LoadReport:
         return body
 
 
-def _check_result(job: dict, n_docs: int) -> bool:
+def _check_result(job: JobView, n_docs: int) -> bool:
     """True when every document appears exactly once in the job's result set."""
-    indexes = [r["index"] for r in job["results"][0]["results"]]
+    indexes = [r.index for r in (job.results or [])[0].results] if job.results else []
     return sorted(indexes) == list(range(n_docs))
 
 
 def run_load(base_url: str, *, clients: int = 8, duration_s: float = 10.0, docs_per_job: int = 10,
-             api_key: Optional[str] = None, drain_timeout_s: float = 120.0, poll_interval_s: float = 0.05,
-             seed: int = 0) -> LoadReport:
-    """Submit jobs from `clients` threads for `duration_s`, then wait (bounded) for all to finish."""
+             api_key: Optional[str] = None, drain_timeout_s: float = 120.0, seed: int = 0) -> LoadReport:
+    """Submit jobs from `clients` threads for `duration_s`, then wait (bounded) for all to finish.
+
+    It drives the service through the SDK as users do, with the SDK's own retries off, so every 429
+    is seen and counted here (then honoured: the client sleeps its Retry-After)."""
     report = LoadReport(clients=clients, duration_s=duration_s)
     lock = threading.Lock()
     stop_at = time.monotonic() + duration_s
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def one_client(index: int) -> None:
         rng = random.Random(seed + index)
-        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        with RerankClient(base_url, api_key=api_key, timeout=60, max_retries=0) as client:
             while time.monotonic() < stop_at:
                 docs = [f"document {rng.random():.6f} about topic {d}" for d in range(docs_per_job)]
                 started = time.monotonic()
                 with lock:
                     report.submitted += 1
                 try:
-                    response = client.post("/v1/jobs", json={"requests": [{"query": f"query {index}",
-                                                                          "documents": docs}]})
-                except httpx.HTTPError as error:
-                    _count_error(report, lock, f"POST /v1/jobs: {type(error).__name__}: {error}")
-                    continue
-                if response.status_code == 429:
+                    job_id = client.submit([{"query": f"query {index}", "documents": docs}]).id
+                except Overloaded as overloaded:
                     with lock:
                         report.rejected_429 += 1
-                    time.sleep(float(response.headers.get("retry-after", "1")))
+                    time.sleep(overloaded.retry_after or 1.0)
                     continue
-                if response.status_code != 202:
-                    _count_error(report, lock, f"POST /v1/jobs answered {response.status_code}: {response.text[:200]}")
+                except RerankError as error:
+                    _count_error(report, lock, f"POST /v1/jobs: {type(error).__name__}: {error}")
                     continue
                 with lock:
                     report.accepted += 1
-                _follow(client, response.json()["id"], started, docs_per_job, report, lock,
-                        time.monotonic() + drain_timeout_s, poll_interval_s)
+                _follow(client, job_id, started, docs_per_job, report, lock, time.monotonic() + drain_timeout_s)
 
     threads = [threading.Thread(target=one_client, args=(i,), daemon=True) for i in range(clients)]
     began = time.monotonic()
@@ -105,27 +100,27 @@ def _count_error(report: LoadReport, lock: threading.Lock, message: str) -> None
     time.sleep(0.1)
 
 
-def _follow(client: httpx.Client, job_id: str, started: float, n_docs: int, report: LoadReport,
-            lock: threading.Lock, give_up_at: float, poll_interval_s: float) -> None:
-    while time.monotonic() < give_up_at:
+def _follow(client: RerankClient, job_id: str, started: float, n_docs: int, report: LoadReport,
+            lock: threading.Lock, give_up_at: float) -> None:
+    """Long-poll an accepted job until it finishes or time is up; transient errors are retried, since
+    an accepted job must be followed to its end (one still unfinished then counts as lost)."""
+    while (remaining := give_up_at - time.monotonic()) > 0:
         try:
-            job = client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()
-        except httpx.HTTPError:
-            time.sleep(poll_interval_s)  # an accepted job is followed until it finishes or time is up
-            continue
-        if job["status"] == "succeeded":
-            with lock:
-                report.completed += 1
-                report.latencies_ms.append((time.monotonic() - started) * 1000)
-                report.duplicated += 0 if _check_result(job, n_docs) else 1
-            return
-        if job["status"] in ("failed", "cancelled"):
+            job = client.wait(job_id, timeout=remaining)
+        except (JobFailed, JobCancelled):
             with lock:
                 report.failed += 1
             return
-        time.sleep(poll_interval_s)
-
-
+        except JobTimeout:
+            return
+        except RerankError:
+            time.sleep(0.2)
+            continue
+        with lock:
+            report.completed += 1
+            report.latencies_ms.append((time.monotonic() - started) * 1000)
+            report.duplicated += 0 if _check_result(job, n_docs) else 1
+        return
 def format_report(report: LoadReport) -> str:
     rows = report.summary()
     width = max(map(len, rows))
