@@ -195,3 +195,14 @@ def bench(
     main(BenchOptions(model=model, quick=quick, json_path=json_path, cache_dir=cache_dir.expanduser(),
                       max_length=max_length, device=device, workloads=chosen, naive_sample=naive_sample,
                       system=not no_system, keep=keep))
+
+
+@app.command("bench-flagging")
+def bench_flagging(
+    docs: int = typer.Option(1000, min=1, help="Documents in the one-request job whose final write is timed."),
+    repeats: int = typer.Option(20, min=1, help="Jobs timed per case."),
+) -> None:
+    """Time what flagging a low-confidence case adds to the worker's final store write (SQLite)."""
+    from commands.bench.flagging import main as flagging_main
+
+    flagging_main(docs, repeats)

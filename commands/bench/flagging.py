@@ -1,10 +1,9 @@
 """Benchmark (prints figures, asserts nothing): what flagging a case adds to the worker's final
-store write, on SQLite. Run: .venv/bin/python -m tests.review.bench_flagging [n_docs] [repeats]"""
+store write, on SQLite. Run: `rerankq bench-flagging --docs 1000 --repeats 20`."""
 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -33,9 +32,7 @@ def finish_one_job(url: str, n_docs: int, rule) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    n_docs = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+def main(n_docs: int = 1000, repeats: int = 20) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(url)
@@ -46,6 +43,3 @@ def main() -> None:
             print(f"{name:15s} {n_docs} docs: median {statistics.median(times) * 1000:.1f} ms, "
                   f"max {max(times) * 1000:.1f} ms over {repeats} jobs")
 
-
-if __name__ == "__main__":
-    main()
