@@ -206,3 +206,22 @@ def bench_flagging(
     from commands.bench.flagging import main as flagging_main
 
     flagging_main(docs, repeats)
+
+
+@app.command()
+def soak(
+    minutes: float = typer.Option(1.0, min=0.2, max=24 * 60, help="How long to hold load and inject faults."),
+    seed: int = typer.Option(1, help="Draws the fault times, kinds and targets and the load: the same seed replays."),
+    workers: int = typer.Option(2, min=2, help="Worker processes (each a fault target)."),
+    apis: int = typer.Option(2, min=2, help="API processes (clients spread over them)."),
+    clients: int = typer.Option(6, min=1, max=64, help="Concurrent load clients."),
+    model: Optional[Path] = typer.Option(None, help="Model directory (default: a tiny Qwen3 built locally)."),
+    keep: Optional[Path] = typer.Option(None, help="Keep the stack's data and logs in this directory."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures here."),
+) -> None:
+    """Chaos soak: PostgreSQL, Redis (AOF), workers and APIs under mixed load with seeded random faults,
+    then check the invariants (every job terminal, scored exactly once with the reference scores, ...)."""
+    from commands.soak.runner import SoakOptions, run_soak
+
+    raise typer.Exit(run_soak(SoakOptions(minutes=minutes, seed=seed, workers=workers, apis=apis, clients=clients,
+                                          model_dir=model, keep=keep, json_path=json_path)))
