@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import StateDep
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
+from api.wait_metrics import WaitersCollector
 from core.schemas import RerankRequest
 
 disable_created_metrics()  # the *_created series only double what every scrape sends
@@ -114,4 +115,5 @@ def metrics(state: StateDep) -> Response:
     scrape = CollectorRegistry()
     scrape.register(BrokerCollector(state.settings, state.redis))
     scrape.register(StoreCollector(state.settings))
+    scrape.register(WaitersCollector(state.waiters))
     return Response(generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,7 @@ from core.schemas import (
     RerankRequest,
     RerankResponse,
     RerankResult,
+    ResultsPage,
 )
 from store.tables import Job, JobChunk, JobRequest, Score, utcnow
 
@@ -123,13 +124,15 @@ def cancel_job(session: Session, job_id: str) -> bool:
     return result.rowcount == 1
 
 
-def job_view(session: Session, job: Job) -> JobView:
+def job_view(session: Session, job: Job, offset: int = 0, limit: Optional[int] = None) -> JobView:
+    """The job's status and, once succeeded, the results of requests offset..offset+limit-1 (all
+    from `offset` when limit is None), with the page they form."""
     status = JobStatus(job.status)
     if status is JobStatus.succeeded:
         done = job.n_pairs  # every pair has its score (that is what succeeded means)
     else:
         done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
-    results = request_results(session, job) if status is JobStatus.succeeded else None
+    results = request_results(session, job, offset, limit) if status is JobStatus.succeeded else None
     return JobView(
         id=job.id,
         status=status,
@@ -137,6 +140,7 @@ def job_view(session: Session, job: Job) -> JobView:
         created_at=job.created_at,
         finished_at=job.finished_at,
         results=results,
+        page=results_page(job, offset, limit) if results is not None else None,
         error=job.error if status in (JobStatus.failed, JobStatus.cancelled) else None,
         callback=callback_view(job),
     )
@@ -150,11 +154,26 @@ def callback_view(job: Job) -> Optional[CallbackView]:
                         delivered_at=job.callback_delivered_at)
 
 
-def request_results(session: Session, job: Job) -> list[RerankResponse]:
-    """One Cohere-shaped response per request, best score first."""
-    requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id).order_by(JobRequest.request_idx))
+def results_page(job: Job, offset: int, limit: Optional[int]) -> ResultsPage:
+    size = job.n_requests - offset if limit is None else limit
+    following = offset + size
+    more = following < job.n_requests and size > 0
+    return ResultsPage(offset=offset, limit=max(size, 0), total=job.n_requests,
+                       next_offset=following if more else None,
+                       next=f"/v1/jobs/{job.id}?offset={following}&limit={size}" if more else None)
+
+
+def request_results(session: Session, job: Job, offset: int = 0,
+                    limit: Optional[int] = None) -> list[RerankResponse]:
+    """One Cohere-shaped response per request, best score first, for requests offset..offset+limit-1
+    (every request from `offset` when limit is None): only their rows are read."""
+    end = job.n_requests if limit is None else offset + limit
+    requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id, JobRequest.request_idx >= offset,
+                                                        JobRequest.request_idx < end)
+                               .order_by(JobRequest.request_idx))
     scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job.id)):
+    for score in session.scalars(select(Score).where(Score.job_id == job.id, Score.request_idx >= offset,
+                                                     Score.request_idx < end)):
         scores.setdefault(score.request_idx, []).append(score)
     return [_response(job, request, scores.get(request.request_idx, [])) for request in requests]
 
