@@ -205,29 +205,17 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
     return RerankResponse(id=f"{job.id}{suffix}", results=results, meta=meta)
 
 
-def unpublished_pending_chunks(session: Session, created_before: datetime) -> dict[str, tuple[str, list[int]]]:
+def unpublished_jobs(session: Session, created_before: datetime) -> dict[str, str]:
     """Jobs accepted before `created_before` but never handed to the broker (the API died or the
-    publish failed) -> (queue, pending chunk indices)."""
-    return pending_chunks(session, Job.status == JobStatus.queued.value, Job.published_at.is_(None),
-                          Job.created_at < created_before)
+    publish failed) -> their queue; at most a sweep's worth (store.pending_work reads their chunks)."""
+    from store.pending_work import pending_jobs
+
+    return pending_jobs(session, Job.status == JobStatus.queued.value, Job.published_at.is_(None),
+                        Job.created_at < created_before)
 
 
-def pending_chunks(session: Session, *conditions, limit: int = 100) -> dict[str, tuple[str, list[int]]]:
-    """Active jobs matching `conditions`, oldest first (at most `limit`) -> (queue, pending chunk indices)."""
-    rows = session.execute(
-        select(JobChunk.job_id, Job.queue, JobChunk.chunk_idx).join(Job, Job.id == JobChunk.job_id)
-        .where(Job.status.in_(ACTIVE), JobChunk.status == "pending", *conditions)
-        .order_by(Job.created_at, JobChunk.chunk_idx)
-    )
-    found: dict[str, tuple[str, list[int]]] = {}
-    for job_id, queue, chunk_idx in rows:
-        if job_id not in found and len(found) >= limit:
-            break
-        found.setdefault(job_id, (queue, []))[1].append(chunk_idx)
-    return found
+def published_pending_jobs(session: Session, queues: Sequence[str], published_before: datetime) -> dict[str, str]:
+    """Active jobs on `queues` published before `published_before` with chunks pending -> their queue."""
+    from store.pending_work import pending_jobs
 
-
-def published_pending_chunks(session: Session, queues: Sequence[str],
-                             published_before: datetime) -> dict[str, tuple[str, list[int]]]:
-    """Active jobs on `queues` published before `published_before` -> (queue, pending chunk indices)."""
-    return pending_chunks(session, Job.queue.in_(list(queues)), Job.published_at < published_before)
+    return pending_jobs(session, Job.queue.in_(list(queues)), Job.published_at < published_before)

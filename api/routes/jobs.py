@@ -24,6 +24,7 @@ from store.jobs import cancel_job, get_job, job_view
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 MAX_WAIT_S = 60.0
 MAX_PAGE = 100  # requests per answer: with 1,000 documents each, a few MB at most
+MAX_OFFSET = 2**31 - 1  # request indices are 32-bit integers in the store
 
 
 @router.post("", status_code=202, response_model=JobAccepted, operation_id="create_job",
@@ -54,7 +55,8 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
 async def read(job_id: str, state: StateDep, principal: ReadDep,
                wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
                                             "for the job to finish before answering (0: answer at once).")] = 0,
-               offset: Annotated[int, Query(ge=0, description="First request whose results to include.")] = 0,
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="First request whose results to "
+                                                "include.")] = 0,
                limit: Annotated[Optional[int], Query(ge=1, le=MAX_PAGE, description="Requests whose results to "
                                                      "include (default RERANKQ_JOB_RESULTS_PAGE).")] = None):
     """Status, progress and (when succeeded) one ranked result set per request, a page of requests
