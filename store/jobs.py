@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Optional, Sequence
 
 from sqlalchemy import func, select, update
@@ -203,19 +202,3 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
     )
     suffix = f":{request.request_idx}" if job.n_requests > 1 else ""
     return RerankResponse(id=f"{job.id}{suffix}", results=results, meta=meta)
-
-
-def unpublished_jobs(session: Session, created_before: datetime) -> dict[str, str]:
-    """Jobs accepted before `created_before` but never handed to the broker (the API died or the
-    publish failed) -> their queue; at most a sweep's worth (store.pending_work reads their chunks)."""
-    from store.pending_work import pending_jobs
-
-    return pending_jobs(session, Job.status == JobStatus.queued.value, Job.published_at.is_(None),
-                        Job.created_at < created_before)
-
-
-def published_pending_jobs(session: Session, queues: Sequence[str], published_before: datetime) -> dict[str, str]:
-    """Active jobs on `queues` published before `published_before` with chunks pending -> their queue."""
-    from store.pending_work import pending_jobs
-
-    return pending_jobs(session, Job.queue.in_(list(queues)), Job.published_at < published_before)

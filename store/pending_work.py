@@ -7,12 +7,14 @@ publishing one page before reading the next.
 
 from __future__ import annotations
 
-from typing import Iterator
+from datetime import datetime
+from typing import Iterator, Sequence
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from store.db import session_scope
+from core.schemas import JobStatus
 from store.jobs import ACTIVE
 from store.tables import Job, JobChunk
 
@@ -27,6 +29,18 @@ def pending_jobs(session: Session, *conditions, limit: int = 0) -> dict[str, str
     rows = session.execute(select(Job.id, Job.queue).where(Job.status.in_(ACTIVE), has_pending, *conditions)
                            .order_by(Job.created_at, Job.id).limit(limit or JOBS_PER_SWEEP))
     return {job_id: queue for job_id, queue in rows}
+
+
+def unpublished_jobs(session: Session, created_before: datetime) -> dict[str, str]:
+    """Jobs accepted before `created_before` but never handed to the broker (the API died or the
+    publish failed) -> their queue."""
+    return pending_jobs(session, Job.status == JobStatus.queued.value, Job.published_at.is_(None),
+                        Job.created_at < created_before)
+
+
+def published_pending_jobs(session: Session, queues: Sequence[str], published_before: datetime) -> dict[str, str]:
+    """Active jobs on `queues` published before `published_before` with chunks pending -> their queue."""
+    return pending_jobs(session, Job.queue.in_(list(queues)), Job.published_at < published_before)
 
 
 def pending_chunk_page(session: Session, job_id: str, after: int, limit: int) -> list[int]:

@@ -18,8 +18,8 @@ from celery import Celery
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import mark_published, published_pending_jobs, unpublished_jobs
-from store.pending_work import iter_pending_chunks
+from store.jobs import mark_published
+from store.pending_work import iter_pending_chunks, published_pending_jobs, unpublished_jobs
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from core.schemas import JobStatus, RerankRequest
 from store.db import session_scope
-from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks, unpublished_jobs
+from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks
+from store.pending_work import unpublished_jobs
 from store.tables import LowConfidenceCase, Score, utcnow
 from store.work import ScoreMeta, claim_chunk, save_scores
 
