@@ -87,8 +87,10 @@ def test_page_size_over_the_limit_is_a_422_naming_the_field(big):
     stack, job_id, _queued = big
     with stack.client() as client:
         response = client.get(f"/v1/jobs/{job_id}", params={"limit": 101})
+        offset = client.get(f"/v1/jobs/{job_id}", params={"offset": 2**31})
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "query.limit" and response.json()["details"][0]["limit"] == 100
+    assert offset.status_code == 422 and offset.json()["details"][0]["field"] == "query.offset"
 
 
 def test_the_sdk_still_fetches_a_whole_job(big):
