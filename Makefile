@@ -8,7 +8,9 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: up test test-fast lint install install-dev bench clean
+.PHONY: up test test-fast lint soak install install-dev bench clean
+SOAK_MINUTES ?= 30
+SOAK_SEED ?= 1
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,10 @@ test-fast: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# Randomized chaos soak on its own stack (PostgreSQL, Redis AOF, 2 workers, 2 APIs); CI runs 1 minute of it.
+soak: $(VENV)/.installed-dev
+	$(VENV)/bin/rerankq soak --minutes $(SOAK_MINUTES) --seed $(SOAK_SEED)
 
 bench: $(VENV)/.installed-dev
 	$(VENV)/bin/rerankq bench

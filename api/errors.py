@@ -44,13 +44,18 @@ def _field_name(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def _limit(ctx: dict) -> Any:
+    """The bound a value broke (max_length, ge, le, ...), as pydantic reports it."""
+    return next((ctx[key] for key in ("limit_value", "ge", "le", "gt", "lt") if ctx.get(key) is not None), None)
+
+
 async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         mark_rejection(request.scope, "malformed_json")
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     details = [ErrorDetail(field=_field_name(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"),
-                           limit=(e.get("ctx") or {}).get("limit_value") or (e.get("ctx") or {}).get("ge"))
+                           limit=_limit(e.get("ctx") or {}))
                for e in errors]
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
     mark_rejection(request.scope, "invalid_request")

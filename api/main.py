@@ -13,6 +13,8 @@ from api import metrics
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.job_waiters import JobWaiters
+from api.wait_metrics import count_database_queries
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
 from core.settings import Settings, get_settings
@@ -29,9 +31,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             celery=make_celery(settings),
             redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10),
             aioredis=aioredis.Redis.from_url(settings.redis_url),
+            waiters=JobWaiters(settings.redis_url, settings.database_url, settings.wait_recheck_s),
         )
         app.state.rerankq = state
+        state.waiters.start()
         yield
+        await state.waiters.stop()
         await state.aioredis.aclose()
         state.redis.close()
 
@@ -42,6 +47,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    count_database_queries()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
     for module in (rerank, jobs, health, models, metrics, reviews):

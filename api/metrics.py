@@ -21,6 +21,7 @@ from api.deps import StateDep
 from api.errors import REJECTION_STATE
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
+from api.wait_metrics import WaitersCollector
 from rerankq.schemas import RerankRequest
 
 disable_created_metrics()  # the *_created series only double what every scrape sends
@@ -109,4 +110,5 @@ def metrics(state: StateDep) -> Response:
     scrape = CollectorRegistry()
     scrape.register(BrokerCollector(state.settings, state.redis))
     scrape.register(StoreCollector(state.settings))
+    scrape.register(WaitersCollector(state.waiters))
     return Response(generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST)

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 PREFIX = "rerankq"
 WORKER_PATTERN = f"{PREFIX}:worker:*"
+JOBS_DONE_CHANNEL = f"{PREFIX}:jobs-done"  # pub/sub: a finished job's id, for the API's waiting requests
 
 
 def worker_key(hostname: str) -> str:
     """Heartbeat of one worker process: JSON with its model, written only after warm-up."""
     return f"{PREFIX}:worker:{hostname}"
-
-
-def done_key(job_id: str) -> str:
-    """A list the finishing worker pushes to, so a waiting API request wakes at once (BLPOP)."""
-    return f"{PREFIX}:done:{job_id}"
 
 
 def cancelled_key(job_id: str) -> str:

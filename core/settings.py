@@ -106,7 +106,15 @@ class Settings(BaseSettings):
 
     # --- API ---------------------------------------------------------------------------
     sync_timeout_s: float = Field(30.0, gt=0, description="POST /v1/rerank waits this long, then answers 202.")
+    wait_recheck_s: float = Field(
+        5.0, gt=0, description="API: how often one store query checks every job this process's waiting requests "
+        "(POST /v1/rerank, ?wait=, playground) wait on, in case a done notice was lost. Notices wake them at once.",
+    )
     max_documents: int = Field(1000, ge=1, description="Documents per request.")
+    job_results_page: int = Field(
+        10, ge=1, le=100, description="Requests whose results one GET /v1/jobs/{id} answer holds unless `limit` "
+        "says otherwise (at most 100); `page.next` names the next page.",
+    )
     max_requests_per_job: int = Field(100, ge=1, description="Requests (queries) per job.")
     max_document_chars: int = Field(100_000, ge=1, description="Characters per document.")
     max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")

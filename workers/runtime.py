@@ -19,7 +19,8 @@ from core.redis_keys import sweep_lost_lock_key
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import mark_published, published_pending_chunks, unpublished_pending_chunks
+from store.jobs import mark_published
+from store.pending_work import iter_pending_chunks, published_pending_jobs, unpublished_jobs
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
@@ -91,12 +92,15 @@ class WorkerRuntime:
         """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
         cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
         with session_scope(self.settings.database_url) as session:
-            jobs = unpublished_pending_chunks(session, cutoff)
-        for job_id, (queue, chunks) in jobs.items():
-            publish_chunks(self.app, job_id, chunks, queue)
+            jobs = unpublished_jobs(session, cutoff)
+        for job_id, queue in jobs.items():
+            published = 0
+            for chunks in iter_pending_chunks(self.settings.database_url, job_id):
+                publish_chunks(self.app, job_id, chunks, queue)
+                published += len(chunks)
             with session_scope(self.settings.database_url) as session:
                 mark_published(session, job_id)
-            log.warning("re-published job %s (%d chunks) that was never published", job_id, len(chunks))
+            log.warning("re-published job %s (%d chunks) that was never published", job_id, published)
         return len(jobs)
 
     def sweep_lost(self) -> int:
@@ -114,10 +118,12 @@ class WorkerRuntime:
             return 0
         cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)
         with session_scope(settings.database_url) as session:
-            lost = published_pending_chunks(session, queues_for(model), cutoff)
-        for job_id, (queue, chunks) in lost.items():
-            publish_chunks(self.app, job_id, chunks, queue)
-            log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks), job_id)
+            lost = published_pending_jobs(session, queues_for(model), cutoff)
+        for job_id, queue in lost.items():
+            for chunks in iter_pending_chunks(settings.database_url, job_id):
+                publish_chunks(self.app, job_id, chunks, queue)
+                log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks),
+                            job_id)
         return len(lost)
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
-from core.redis_keys import cancelled_key, done_key
+from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
 from models.base import Pair
 from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
@@ -182,12 +182,8 @@ def _fail(url: str, work: ChunkWork, message: str) -> None:
 
 
 def notify(runtime: WorkerRuntime, job_id: str) -> None:
-    """Wake an API request waiting on this job (POST /v1/rerank)."""
-    key = done_key(job_id)
-    pipe = runtime.redis.pipeline()
-    pipe.rpush(key, "done")
-    pipe.expire(key, 300)
-    pipe.execute()
+    """Wake the API requests waiting on this job (api.job_waiters listens on the channel)."""
+    runtime.redis.publish(JOBS_DONE_CHANNEL, job_id)
     deliver_later(runtime, job_id)  # the job's webhook, if it has one
 
 

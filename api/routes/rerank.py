@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import redis
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -16,7 +12,6 @@ from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
-from core.redis_keys import done_key
 from rerankq.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import get_job, job_view
@@ -58,19 +53,8 @@ def _view(state, job_id: str):
 
 
 async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
-    """Block on the job's done list (a worker pushes to it); fall back to polling the store."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining < 0.01:  # BLPOP rounds tiny timeouts to 0, which would block forever
-            return False
-        try:
-            if await state.aioredis.blpop([done_key(job_id)], timeout=min(remaining, 5.0)):
-                return True
-        except redis.RedisError:
-            await asyncio.sleep(min(0.2, remaining))
-        if await run_in_threadpool(_finished, state, job_id):
-            return True
+    """Wait for the job's done notice (api.job_waiters: one listener per process); False on timeout."""
+    return await state.waiters.wait(job_id, timeout_s, lambda: run_in_threadpool(_finished, state, job_id))
 
 
 def _finished(state, job_id: str) -> bool:

@@ -121,6 +121,16 @@ class CallbackView(BaseModel):
     delivered_at: Optional[datetime] = None
 
 
+class ResultsPage(BaseModel):
+    """Which requests' results one answer holds; GET /v1/jobs/{id}?offset=&limit= pages through them."""
+
+    offset: int = Field(..., description="Index of the first request whose results this answer holds.")
+    limit: int = Field(..., description="Most requests per answer.")
+    total: int = Field(..., description="Requests in the job.")
+    next_offset: Optional[int] = Field(None, description="`offset` of the next page; absent on the last one.")
+    next: Optional[str] = Field(None, description="Path of the next page; absent on the last one.")
+
+
 class JobView(BaseModel):
     id: str
     status: JobStatus
@@ -128,6 +138,7 @@ class JobView(BaseModel):
     created_at: datetime
     finished_at: Optional[datetime] = None
     results: Optional[list[RerankResponse]] = None
+    page: Optional[ResultsPage] = Field(None, description="With `results`: which requests they belong to.")
     error: Optional[str] = None
     callback: Optional[CallbackView] = None
 

@@ -138,9 +138,24 @@ class _Operations:
         return JobAccepted.model_validate(response.json())
 
     def get(self, job_id: str, wait_s: float = 0.0) -> Flow[JobView]:
+        """The job; a finished job's results come a page of requests per answer, so the pages
+        after the first are fetched too and the view holds every request's results."""
         params = f"?wait={wait_s:.3f}" if wait_s > 0 else ""
         response = yield from self.call(_Call("GET", _job_path(job_id) + params))
-        return JobView.model_validate(response.json())
+        view = JobView.model_validate(response.json())
+        page = view.page
+        results = list(view.results or [])
+        while view.results is not None and page is not None and page.next_offset is not None:
+            path = f"{_job_path(job_id)}?offset={page.next_offset}&limit={page.limit}"
+            following = JobView.model_validate((yield from self.call(_Call("GET", path))).json())
+            if following.page is None or following.page.offset != page.next_offset:
+                break  # a server without pages answered: it already sent everything
+            results.extend(following.results or [])
+            page = following.page
+        if view.page is not None:
+            view = view.model_copy(update={"results": results, "page": view.page.model_copy(
+                update={"limit": len(results), "next_offset": None, "next": None})})
+        return view
 
     def cancel(self, job_id: str) -> Flow[JobView]:
         response = yield from self.call(_Call("DELETE", _job_path(job_id)))

@@ -24,8 +24,13 @@ class NoRedis:
 
 
 class NoWorkers:
-    def scan_iter(self, *args, **kwargs):
-        return iter([])
+    """A Redis with an empty worker registry (core/worker_registry.py reads a sorted set)."""
+
+    def zrange(self, *args, **kwargs):
+        return []
+
+    def mget(self, *args, **kwargs):
+        return []
 
 
 def test_aliases_are_comma_separated_pairs():
