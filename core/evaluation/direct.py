@@ -1,0 +1,41 @@
+"""`--direct`: score in this process with the worker's own backend loader, long-document windows and
+batch former, so the run equals what the service would return (within float rounding of batching)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from tqdm import tqdm
+
+from core.evaluation.candidates import Candidates, SystemRun
+from core.settings import Settings
+from models.base import Pair
+
+
+def score_direct(model: Optional[str], candidates: Sequence[Candidates], progress: bool = True,
+                 settings: Optional[Settings] = None) -> SystemRun:
+    """Load `model` (a hub id or directory; None: RERANKQ_MODEL) and score every candidate, one query's
+    documents at a time so its shared prompt prefix is reused as in the worker."""
+    from models.loading import load_backend
+    from models.long_documents import max_per_document, split_documents
+    from workers.batch_plan import max_tokens_for, overhead_tokens_for, plan_batches
+
+    base = settings or Settings()
+    settings = base.model_copy(update={"model": model}) if model else base
+    backend = load_backend(settings)
+    max_tokens = max_tokens_for(settings.max_batch_tokens, backend.info.device)
+    overhead = overhead_tokens_for(settings.batch_overhead_tokens, backend.info.device)
+    share = bool(getattr(backend, "shares_prefix", False))
+    scores: dict[str, dict[str, float]] = {}
+    for item in tqdm(candidates, desc=f"direct {model or settings.model}", unit="query", disable=not progress):
+        pairs = [Pair(item.query, text, item.instruction) for text in item.texts]
+        windows, owners = split_documents(backend, pairs)
+        encoded = backend.encode(windows)
+        flat = [0.0] * len(encoded)
+        for rows in plan_batches(encoded, max_tokens, settings.max_batch_pairs, share, overhead):
+            for i, score in zip(rows, backend.score_encoded([encoded[i] for i in rows])):
+                flat[i] = score
+        best = max_per_document(flat, owners, len(pairs))
+        scores[item.query_id] = dict(zip(item.doc_ids, best))
+    name = model or settings.served_model
+    return SystemRun(name, backend.info.revision, scores)
