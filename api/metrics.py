@@ -19,6 +19,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import StateDep
+from api.drift_metrics import DriftCollector
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
 from core.schemas import RerankRequest
@@ -114,4 +115,5 @@ def metrics(state: StateDep) -> Response:
     scrape = CollectorRegistry()
     scrape.register(BrokerCollector(state.settings, state.redis))
     scrape.register(StoreCollector(state.settings))
+    scrape.register(DriftCollector(state.settings, state.redis))
     return Response(generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST)

@@ -11,11 +11,13 @@ import typer
 from core.settings import Settings
 
 from core.keys_cli import app as keys_app
+from core.drift_cli import app as drift_app
 from core.eval_cli import eval_command
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 app.add_typer(keys_app, name="keys")
 app.command("eval")(eval_command)
+app.add_typer(drift_app, name="drift")
 
 
 def _settings(**overrides) -> Settings:

@@ -1,0 +1,82 @@
+"""Score drift gauges read at scrape time: rerankq_score_drift_psi/ks{model} and the low-confidence rate
+of the recent and reference windows. One computation serves scrapes for RERANKQ_DRIFT_CACHE_S, since it
+samples a few hundred jobs per model. Every API replica reports the same store: alerts take max()."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+import redis
+from prometheus_client.core import GaugeMetricFamily
+
+from api.served_models import live_workers, served_models
+from core.drift_report import ModelDrift, model_drift
+from core.settings import Settings
+from store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_cache: dict[str, tuple[float, list[ModelDrift]]] = {}
+
+
+def served_revisions(settings: Settings, client: Optional[redis.Redis]) -> dict[str, Optional[str]]:
+    """{model: revision its live workers run (None: no live worker)} for every served model."""
+    try:
+        workers = live_workers(client) if client is not None else []
+    except redis.RedisError:
+        workers = []
+    return {model.id: model.revision for model in served_models(settings, workers)}
+
+
+def current_drift(settings: Settings, client: Optional[redis.Redis]) -> list[ModelDrift]:
+    key = settings.database_url
+    with _lock:
+        cached = _cache.get(key)
+        if cached and time.monotonic() - cached[0] < settings.drift_cache_s:
+            return cached[1]
+        with session_scope(settings.database_url) as session:
+            drift = [model_drift(session, settings, model, revision)
+                     for model, revision in served_revisions(settings, client).items()]
+        _cache[key] = (time.monotonic(), drift)
+        return drift
+
+
+class DriftCollector:
+    def __init__(self, settings: Settings, client: Optional[redis.Redis]) -> None:
+        self.settings = settings
+        self.client = client
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily]:
+        return {family.name: family for family in (
+            GaugeMetricFamily("rerankq_score_drift_psi", "Population stability index of the model's recent scores "
+                              "(RERANKQ_DRIFT_WINDOW_S) against its reference window; > 0.2 is a significant shift.",
+                              labels=["model"]),
+            GaugeMetricFamily("rerankq_score_drift_ks", "Two-sample Kolmogorov-Smirnov statistic of the same two "
+                              "score samples (0 same, 1 disjoint).", labels=["model"]),
+            GaugeMetricFamily("rerankq_low_confidence_rate", "Share of the model's scored requests flagged "
+                              "low-confidence, in the recent and the reference window.", labels=["model", "window"]),
+        )}
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return list(self._families().values())
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        families = self._families()
+        try:
+            drift = current_drift(self.settings, self.client)
+        except Exception as error:  # noqa: BLE001 - a scrape leaves drift out instead of failing
+            log.warning("score drift unavailable: %s", error)
+            return []
+        for item in drift:
+            if item.psi is not None:
+                families["rerankq_score_drift_psi"].add_metric([item.model], item.psi)
+                families["rerankq_score_drift_ks"].add_metric([item.model], item.ks)
+            for window, rate in (("recent", item.recent_rate), ("reference", item.reference_rate)):
+                if rate is not None:
+                    families["rerankq_low_confidence_rate"].add_metric([item.model, window], rate)
+        return list(families.values())
