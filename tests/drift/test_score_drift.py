@@ -112,6 +112,21 @@ def test_psi_and_ks_rise_when_the_score_distribution_shifts(settings):
     assert alert_fires(steady.psi) is False
     assert alert_fires(exported_psi) is True
 
+    # The API's /metrics and the dashboard overview show the same figures.
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    api_settings = settings.model_copy(update={"auth_enabled": False, "redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(api_settings)) as client:
+        metrics = client.get("/metrics").text
+        assert f'rerankq_score_drift_psi{{model="{MODEL}"}} {exported_psi}' in metrics
+        page = client.get("/dashboard/overview").text
+    assert page.count('data-testid="chart-drift"') == 1 and f"Score drift: {MODEL}" in page
+    assert 'aria-label="Score drift of tiny-reranker"' in page and "PSI vs reference" in page
+    assert "low-confidence rate" in page and "reference rate" in page
+    assert f"{shifted.reference_rate * 100:.1f}% in the reference" in page
+
 
 def test_a_new_revision_starts_a_new_reference_and_pin_moves_it(settings):
     start = utcnow() - timedelta(hours=2)
