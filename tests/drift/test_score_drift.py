@@ -8,7 +8,6 @@ import random
 import shutil
 import subprocess
 import tempfile
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,19 +15,16 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
 
 from api import drift_metrics
 from core.drift_report import model_drift
 from core.drift_stats import psi
-from core.schemas import RerankRequest
 from core.settings import Settings
 from store.db import session_scope
 from store.drift import get_reference, pin_reference
-from store.jobs import create_job
 from store.migrate import upgrade
-from store.tables import Job, utcnow
-from store.work import ScoreMeta, claim_chunk, save_scores
+from store.tables import utcnow
+from tests.support.scored_jobs import store_scored_job
 from workers.confidence import ConfidenceRules
 
 MODEL = "tiny-reranker"
@@ -45,19 +41,9 @@ def settings(tmp_path) -> Settings:
 
 def feed(settings: Settings, finished_at: datetime, scores_of_requests: list[list[float]], revision: str = "r1"):
     """One job of these requests, scored and saved as a worker saves it, finished at `finished_at`."""
-    job_id = str(uuid.uuid4())
-    requests = [RerankRequest(query=f"q{i}", documents=[f"d{j}" for j in range(len(s))])
-                for i, s in enumerate(scores_of_requests)]
-    rules = ConfidenceRules.from_settings(settings)
-    with session_scope(settings.database_url) as session:
-        _, chunks = create_job(session, job_id=job_id, requests=requests, model=MODEL, queue="q", chunk_pairs=1000)
-    for index in range(len(chunks)):
-        with session_scope(settings.database_url) as session:
-            work = claim_chunk(session, job_id, index, max_attempts=3)
-            values = scores_of_requests[work.request_idx][work.doc_start:work.doc_start + len(work.documents)]
-            save_scores(session, work, values, ScoreMeta(MODEL, revision, "p-yes", None), rules.reasons)
-    with session_scope(settings.database_url) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(finished_at=finished_at))
+    requests = [(f"q{i}", [f"d{j}" for j in range(len(s))], s) for i, s in enumerate(scores_of_requests)]
+    store_scored_job(settings.database_url, MODEL, requests, ConfidenceRules.from_settings(settings).reasons,
+                     revision, finished_at)
 
 
 def traffic(settings: Settings, start: datetime, span: timedelta, jobs: int, request) -> None:
