@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
@@ -75,6 +76,10 @@ def score_service(model: Optional[str], candidates: Sequence[Candidates], state_
                                      concurrency=concurrency, job_timeout=job_timeout, progress=progress))
     except BulkError as error:
         raise ServiceRunError(f"{error} (the state directory is {state_dir})") from None
+    if tally.already_done:
+        print(f"rerankq eval: {tally.already_done} of {len(candidates)} queries for {model or 'the default model'} "
+              f"were scored by an earlier run (kept in {state_dir}); delete it, or pass another --state, "
+              "to score them afresh", file=sys.stderr)
     if tally.unfinished:
         raise ServiceRunError(f"{tally.unfinished} queries not finished ({'; '.join(tally.problems[:3])}); "
                               "run the same command again to resume")

@@ -59,6 +59,7 @@ def test_direct_and_through_the_service_give_the_same_run(stack, tmp_path):
     assert again.returncode == 0, again.stderr
     assert job_count(stack) == jobs
     assert json.loads((tmp_path / "svc.json").read_text()) == svc
+    assert "6 of 6 queries for the default model were scored by an earlier run" in again.stderr
 
 
 @pytest.mark.slow
