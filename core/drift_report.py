@@ -4,6 +4,8 @@ window, as PSI and KS over scores, plus the low-confidence rate of both windows.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
@@ -37,10 +39,26 @@ class ModelDrift:
         return self.recent_rate - self.reference_rate
 
 
-def reference_sample(session: Session, reference: DriftReference, settings: Settings,
-                     max_jobs: Optional[int] = None) -> WindowSample:
-    return window_sample(session, reference.model, reference.window_start, reference.window_end,
-                         reference.model_revision, max_jobs or settings.drift_max_jobs)
+_reference_cache: dict[tuple, tuple[float, WindowSample]] = {}
+_reference_lock = threading.Lock()
+
+
+def reference_sample(session: Session, reference: DriftReference, settings: Settings) -> WindowSample:
+    """The reference window's sample, kept for RERANKQ_DRIFT_CACHE_S: the window is fixed, so its sample
+    changes only while it is still filling, and /metrics and the overview share it."""
+    key = (settings.database_url, reference.model, reference.model_revision, reference.window_start,
+           reference.window_end, settings.drift_max_jobs)
+    with _reference_lock:
+        cached = _reference_cache.get(key)
+        if cached and time.monotonic() - cached[0] < settings.drift_cache_s:
+            return cached[1]
+    sample = window_sample(session, reference.model, reference.window_start, reference.window_end,
+                           reference.model_revision, settings.drift_max_jobs)
+    with _reference_lock:
+        if len(_reference_cache) > 64:
+            _reference_cache.clear()
+        _reference_cache[key] = (time.monotonic(), sample)
+    return sample
 
 
 def compare(reference: WindowSample, recent: WindowSample, settings: Settings) -> tuple[Optional[float], Optional[float]]:
@@ -85,7 +103,7 @@ def drift_series(session: Session, settings: Settings, model: str, buckets: list
     if reference is None:
         return None
     base = reference_sample(session, reference, settings)
-    per_bucket = max(10, settings.drift_max_jobs // max(1, len(buckets)))
+    per_bucket = max(2, settings.drift_max_jobs // max(1, len(buckets)))  # one page view reads ~2 windows' worth
     values, rates = [], []
     for start in buckets:
         sample = window_sample(session, model, start, start + step, reference.model_revision, per_bucket)
