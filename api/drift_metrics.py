@@ -1,6 +1,6 @@
 """Score drift gauges read at scrape time: rerankq_score_drift_psi/ks{model} and the low-confidence rate
 of the recent and reference windows. One computation serves scrapes for RERANKQ_DRIFT_CACHE_S, since it
-samples a few hundred jobs per model (about 3 s for 2 x 100 jobs on a 2-core machine: tests/drift/bench_drift.py),
+samples a few hundred jobs per model (seconds for 2 x 100 jobs on a loaded 2-core machine: tests/drift/bench_drift.py),
 so scrapes get the last figures while a background thread refreshes them. Every API replica reports the same
 store: alerts take max()."""
 

@@ -37,6 +37,12 @@ def eval_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
     """Rerank each query's first-stage top k with one or more models; report metrics and paired t-tests."""
+    try:
+        import bm25s  # noqa: F401
+        import ir_measures  # noqa: F401
+    except ImportError as error:
+        typer.echo(f"rerankq eval needs the eval extra ({error.name} is missing): pip install 'rerankq[eval]'", err=True)
+        raise typer.Exit(2)
     from core.evaluation.collection import InputError
     from core.evaluation.measures import MetricError
     from core.evaluation.pipeline import EvalOptions, run_eval

@@ -165,3 +165,21 @@ def alert_fires(psi_value: float) -> bool:
                                              text=True).returncode == 0
     assert outcomes[True] != outcomes[False], outcomes  # exactly one expectation holds
     return outcomes[True]
+
+
+def test_drift_pin_and_show_commands(settings):
+    from typer.testing import CliRunner
+
+    from core.cli import app
+
+    feed(settings, utcnow() - timedelta(minutes=10), [[0.9, 0.2, 0.1]], revision="r7")
+    env = {"RERANKQ_DATABASE_URL": settings.database_url}
+    pinned = CliRunner().invoke(app, ["drift", "pin", "--model", MODEL, "--hours", "2"], env=env)
+    assert pinned.exit_code == 0, pinned.output
+    assert "revision r7" in pinned.output
+    with session_scope(settings.database_url) as session:
+        reference = get_reference(session, MODEL)
+        assert reference.pinned and reference.window_end - reference.window_start == timedelta(hours=2)
+    shown = CliRunner().invoke(app, ["drift", "show"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert f"{MODEL}: PSI -, KS -; scores 3 recent vs 3 reference" in shown.output and "pinned" in shown.output
