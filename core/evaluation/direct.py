@@ -22,7 +22,10 @@ def score_direct(model: Optional[str], candidates: Sequence[Candidates], progres
 
     base = settings or Settings()
     settings = base.model_copy(update={"model": model}) if model else base
-    backend = load_backend(settings)
+    try:
+        backend = load_backend(settings)
+    except Exception as error:  # noqa: BLE001 - hub unreachable, not a reranker, bad files: one clear line
+        raise ValueError(f"--model {settings.model}: cannot load it ({error})") from error
     max_tokens = max_tokens_for(settings.max_batch_tokens, backend.info.device)
     overhead = overhead_tokens_for(settings.batch_overhead_tokens, backend.info.device)
     share = bool(getattr(backend, "shares_prefix", False))

@@ -138,3 +138,14 @@ def test_unknown_metric_is_named(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--dataset", str(root), "--direct", "--metrics", "nDCG@10,Bogus@3"])
     assert result.exit_code == 2
     assert "'Bogus@3' is not an ir-measures measure" in result.output
+
+
+def test_a_model_that_cannot_load_is_named(tmp_path):
+    root = write_collection(tmp_path / "beir")
+    run_path = write_run(tmp_path / "first.trec")
+    missing = tmp_path / "no-such-model"
+    missing.mkdir()
+    result = CliRunner().invoke(app, ["eval", "--dataset", str(root), "--run", str(run_path), "--direct",
+                                      "--no-progress", "--model", str(missing)])
+    assert result.exit_code == 2
+    assert f"--model {missing}: cannot load it" in result.output
