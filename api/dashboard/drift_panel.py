@@ -17,6 +17,9 @@ from core.settings import Settings
 from store.tables import DriftReference
 
 
+PSI_SHOWN_MAX = 1.0  # far past the 0.2 alarm already; capping keeps the 0..1 rates readable on the same axis
+
+
 @dataclass(frozen=True)
 class DriftPlot:
     model: str
@@ -44,10 +47,11 @@ def drift_plots(session: Session, settings: Settings, buckets: list[datetime], s
         series = drift_series(session, settings, model, buckets, step)
         if series is None:
             continue
-        lines = [charts.Series("PSI vs reference", series.psi, "violet"),
+        shown = [None if v is None else min(v, PSI_SHOWN_MAX) for v in series.psi]
+        lines = [charts.Series(f"PSI vs reference (capped at {PSI_SHOWN_MAX:g})", shown, "violet"),
                  charts.Series("low-confidence rate", series.rate, "red"),
                  charts.Series("reference rate", [series.reference_rate] * len(buckets), "slate")]
-        chart = charts.time_chart(buckets, lines, label=f"Score drift of {model}", x_format=x_format, y_min_top=0.25)
+        chart = charts.time_chart(buckets, lines, label=f"Score drift of {model}", x_format=x_format, y_min_top=0.5)
         plots.append(DriftPlot(model, chart, _latest(series.psi), _latest(series.rate), series.reference_rate,
                                series.reference_start, series.pinned))
     return plots

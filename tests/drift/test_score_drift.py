@@ -109,7 +109,7 @@ def test_psi_and_ks_rise_when_the_score_distribution_shifts(settings):
         assert f'rerankq_score_drift_psi{{model="{MODEL}"}} {exported_psi}' in metrics
         page = client.get("/dashboard/overview").text
     assert page.count('data-testid="chart-drift"') == 1 and f"Score drift: {MODEL}" in page
-    assert 'aria-label="Score drift of tiny-reranker"' in page and "PSI vs reference" in page
+    assert 'aria-label="Score drift of tiny-reranker"' in page and "PSI vs reference (capped at 1)" in page
     assert "low-confidence rate" in page and "reference rate" in page
     assert f"{shifted.reference_rate * 100:.1f}% in the reference" in page
 

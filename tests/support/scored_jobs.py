@@ -4,7 +4,7 @@ save_scores) as an API and a worker write them: for tests that need known score 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Optional, Sequence
 
 from sqlalchemy import update
@@ -31,5 +31,7 @@ def store_scored_job(database_url: str, model: str, requests: Sequence[tuple[str
             save_scores(session, work, values, ScoreMeta(model, revision, "p-yes", instruction), rule)
     if finished_at is not None:
         with session_scope(database_url) as session:
-            session.execute(update(Job).where(Job.id == job_id).values(finished_at=finished_at))
+            session.execute(update(Job).where(Job.id == job_id).values(
+                created_at=finished_at - timedelta(seconds=2), started_at=finished_at - timedelta(seconds=1),
+                finished_at=finished_at))
     return job_id
