@@ -11,11 +11,14 @@ from core.evaluation.candidates import Candidates, SystemRun
 from core.settings import Settings
 from models.base import Pair
 
+QUERIES_PER_ROUND = 64  # pairs of this many queries are pending at once, batched across queries as the worker does
+
 
 def score_direct(model: Optional[str], candidates: Sequence[Candidates], progress: bool = True,
                  settings: Optional[Settings] = None) -> SystemRun:
-    """Load `model` (a hub id or directory; None: RERANKQ_MODEL) and score every candidate, one query's
-    documents at a time so its shared prompt prefix is reused as in the worker."""
+    """Load `model` (a hub id or directory; None: RERANKQ_MODEL) and score every candidate: the pairs of
+    QUERIES_PER_ROUND queries at a time go through the worker's batch former together (length-sorted,
+    token-budgeted, each query's shared prompt prefix run once per batch)."""
     from models.loading import load_backend
     from models.long_documents import max_per_document, split_documents
     from workers.batch_plan import max_tokens_for, overhead_tokens_for, plan_batches
@@ -30,15 +33,20 @@ def score_direct(model: Optional[str], candidates: Sequence[Candidates], progres
     overhead = overhead_tokens_for(settings.batch_overhead_tokens, backend.info.device)
     share = bool(getattr(backend, "shares_prefix", False))
     scores: dict[str, dict[str, float]] = {}
-    for item in tqdm(candidates, desc=f"direct {model or settings.model}", unit="query", disable=not progress):
-        pairs = [Pair(item.query, text, item.instruction) for text in item.texts]
+    bar = tqdm(total=len(candidates), desc=f"direct {model or settings.model}", unit="query", disable=not progress)
+    for first in range(0, len(candidates), QUERIES_PER_ROUND):
+        group = candidates[first: first + QUERIES_PER_ROUND]
+        pairs = [Pair(item.query, text, item.instruction) for item in group for text in item.texts]
         windows, owners = split_documents(backend, pairs)
         encoded = backend.encode(windows)
         flat = [0.0] * len(encoded)
         for rows in plan_batches(encoded, max_tokens, settings.max_batch_pairs, share, overhead):
             for i, score in zip(rows, backend.score_encoded([encoded[i] for i in rows])):
                 flat[i] = score
-        best = max_per_document(flat, owners, len(pairs))
-        scores[item.query_id] = dict(zip(item.doc_ids, best))
+        best = iter(max_per_document(flat, owners, len(pairs)))
+        for item in group:
+            scores[item.query_id] = {doc_id: next(best) for doc_id in item.doc_ids}
+        bar.update(len(group))
+    bar.close()
     name = model or settings.served_model
     return SystemRun(name, backend.info.revision, scores)
