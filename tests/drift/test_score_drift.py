@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,9 +32,12 @@ MODEL = "tiny-reranker"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def settings(tmp_path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request, tmp_path) -> Settings:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_cluster").create_database(f"t_{uuid.uuid4().hex[:12]}")
     upgrade(url)
     return Settings(database_url=url, drift_window_s=1800, drift_reference_s=3600, drift_min_scores=50,
                     drift_cache_s=0, model=MODEL)
