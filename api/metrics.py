@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import StateDep
 from api.errors import REJECTION_STATE
+from api.drift_metrics import DriftCollector
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
 from api.wait_metrics import WaitersCollector
@@ -111,4 +112,5 @@ def metrics(state: StateDep) -> Response:
     scrape.register(BrokerCollector(state.settings, state.redis))
     scrape.register(StoreCollector(state.settings))
     scrape.register(WaitersCollector(state.waiters))
+    scrape.register(DriftCollector(state.settings, state.redis))
     return Response(generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST)

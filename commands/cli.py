@@ -14,8 +14,12 @@ import typer
 from commands.keys import app as keys_app
 from core.settings import Settings
 
+from commands.drift import app as drift_app
+from commands.evaluate import eval_command
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 app.add_typer(keys_app, name="keys")
+app.command("eval")(eval_command)
+app.add_typer(drift_app, name="drift")
 
 
 def _settings(**overrides) -> Settings:

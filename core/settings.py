@@ -165,6 +165,18 @@ class Settings(BaseSettings):
     fallback_after_s: float = Field(10.0, gt=0, description="How long jobs wait without a live reranker worker "
                                     "before the fallback worker takes them.")
 
+    # --- score drift (API /metrics, dashboard overview, `rerankq drift`) ----------------
+    drift_window_s: float = Field(3600.0, gt=0, description="Recent window whose score distribution is compared "
+                                  "with the model's reference window (rerankq_score_drift_psi/ks).")
+    drift_reference_s: float = Field(86400.0, gt=0, description="Length of a reference window: the first traffic "
+                                     "of a newly served model revision, or the last traffic at `rerankq drift pin`.")
+    drift_max_jobs: int = Field(100, ge=1, description="Most recent succeeded jobs sampled per window (bounds the "
+                                "cost of a drift computation).")
+    drift_min_scores: int = Field(100, ge=1, description="Scores each window needs before PSI and KS are reported.")
+    drift_bins: int = Field(10, ge=2, le=100, description="PSI bins, at the reference window's quantiles.")
+    drift_cache_s: float = Field(60.0, ge=0, description="API: how long one drift computation serves /metrics "
+                                 "scrapes; an older one is still served while a background thread recomputes it.")
+
     # --- low-confidence rules ----------------------------------------------------------
     low_top_score: float = Field(0.5, description="Flag when the best score is below this.")
     low_margin: float = Field(0.05, ge=0, description="Flag when best minus second best is below this.")
