@@ -11,10 +11,14 @@ from fastapi import FastAPI
 
 from api import metrics
 from api.body_limit import BodyLimitMiddleware
+from api.body_scan import BodyScanMiddleware
+from api.db_errors import install_database_error_handler
 from api.deps import AppState
+from api.early_auth import EarlyAuthMiddleware
 from api.errors import install_error_handlers
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
+from api.url_text import UrlTextMiddleware
 from core.settings import Settings, get_settings
 from workers.queue import make_celery
 
@@ -42,7 +46,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_database_error_handler(app)
+    # Innermost first: limits counted while the body is parsed, its size, the key before any of it.
+    app.add_middleware(BodyScanMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EarlyAuthMiddleware)
+    app.add_middleware(UrlTextMiddleware)
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
     for module in (rerank, jobs, health, models, metrics, reviews):
         app.include_router(module.router)
