@@ -8,7 +8,8 @@ and JSON values without building anything, and refuses the body (422, naming fie
 soon as one limit is crossed; the rest of it is read and dropped. The same pass refuses NUL
 characters and lone surrogates in any string: PostgreSQL's text and the tokenizers reject them
 later, after the job was accepted. A body that passes is handed on unchanged; api.limits still
-checks the parsed request (it is cheap once the body is known to be within the limits).
+checks the parsed request (it is cheap once the body is known to be within the limits). Other JSON
+bodies under /v1/ (a review) get the value, depth and NUL checks only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from core.schemas import MAX_INT32
 from core.settings import Settings
 from core.storable_text import MESSAGE as UNSTORABLE_MESSAGE
 
-SUBMIT_PATHS = {"/v1/rerank": False, "/v2/rerank": False, "/v1/jobs": True}  # path -> body is a job
+REQUEST, JOB, OTHER = "request", "job", "other"
+SUBMIT_PATHS = {"/v1/rerank": REQUEST, "/v2/rerank": REQUEST, "/v1/jobs": JOB}
+OTHER_PREFIX = "/v1/"  # other JSON bodies (a review): only the JSON value, depth and NUL checks
 VALUES_PER_DOCUMENT = 8  # JSON values a body may hold per allowed document (a {text, title} object is 3)
 VALUES_PER_REQUEST = 64  # ... and per allowed request, for its other fields and any extra ones
 SLICE_BYTES = 32768
@@ -38,13 +41,15 @@ class BodyRefused(Exception):
 
 
 class SubmitBodyScanner:
-    """Fed the body piece by piece; raises BodyRefused at the first limit crossed."""
+    """Fed the body piece by piece; raises BodyRefused at the first limit crossed. `kind`: REQUEST (one
+    rerank request), JOB (requests of a job) or OTHER."""
 
-    def __init__(self, settings: Settings, is_job: bool) -> None:
+    def __init__(self, settings: Settings, kind: str) -> None:
         self.settings = settings
-        self.is_job = is_job
+        self.kind = kind
+        self.is_job = kind == JOB
         per_request = settings.max_documents * VALUES_PER_DOCUMENT + VALUES_PER_REQUEST
-        self.max_values = per_request * (settings.max_requests_per_job if is_job else 1) + VALUES_PER_REQUEST
+        self.max_values = per_request * settings.max_requests_per_job + VALUES_PER_REQUEST if self.is_job else per_request
         self.values = 0
         self.path: list = []  # key or index of each container level down to the current value
         self.arrays: list[bool] = []  # whether each open container is an array
@@ -111,7 +116,7 @@ class SubmitBodyScanner:
                 raise BodyRefused(_too_big("body", f"more than {self.max_values} JSON values ({VALUES_PER_DOCUMENT} "
                                            "per allowed document)", self.max_values, "RERANKQ_MAX_DOCUMENTS"))
             depth = len(path)
-            in_request = depth > base and (base == 0 or (path[0] == "requests" and arrays[1]))
+            in_request = depth > base and (base == 0 or (path[0] == "requests" and arrays[1])) and self.kind != OTHER
             if event == "string":
                 if "\x00" in value:
                     field = _dotted(path)
@@ -129,7 +134,7 @@ class SubmitBodyScanner:
                 raise BodyRefused(_too_big(f"requests.{path[1]}.documents" if base else "documents",
                                            "more documents than allowed", settings.max_documents,
                                            "RERANKQ_MAX_DOCUMENTS"))
-            if base and depth == 2 and path[0] == "requests" and arrays[1] \
+            if self.is_job and depth == 2 and path[0] == "requests" and arrays[1] \
                     and path[1] >= settings.max_requests_per_job:
                 raise BodyRefused(_too_big("requests", "more requests than allowed", settings.max_requests_per_job,
                                            "RERANKQ_MAX_REQUESTS_PER_JOB"))
@@ -152,6 +157,13 @@ def _dotted(path: list) -> str:
     return ".".join(str(part) for part in path) or "body"
 
 
+def _kind(scope: Scope) -> Optional[str]:
+    if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        return None
+    path = scope.get("path", "")
+    return SUBMIT_PATHS.get(path) or (OTHER if path.startswith(OTHER_PREFIX) else None)
+
+
 def _is_json(scope: Scope) -> bool:
     """FastAPI parses a body as JSON when it has no content type or a JSON one; only those are scanned."""
     content_type = dict(scope.get("headers") or []).get(b"content-type")
@@ -167,11 +179,11 @@ class BodyScanMiddleware:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_job = SUBMIT_PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if is_job is None or scope["method"] != "POST" or not _is_json(scope):
+        kind = _kind(scope)
+        if kind is None or not _is_json(scope):
             await self.app(scope, receive, send)
             return
-        scanner = SubmitBodyScanner(self.settings, is_job)
+        scanner = SubmitBodyScanner(self.settings, kind)
         parts: list[bytes] = []
         refused: Optional[ApiError] = None
         while True:

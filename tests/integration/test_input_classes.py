@@ -87,3 +87,11 @@ def test_unstorable_text_in_a_callback_url_and_a_review_note_is_refused(client, 
 ])
 def test_nul_in_the_url_is_a_json_422(client, path, field):
     assert_refused(client.get(path), field)
+
+
+def test_a_review_body_of_many_labels_is_refused_while_it_is_parsed(client):
+    """Any JSON body under /v1/ holds at most 8 values per allowed document (RERANKQ_MAX_DOCUMENTS)."""
+    labels = ", ".join(f'"{i}": 1' for i in range(9000))
+    response = raw_post(client, "/v1/reviews/1", '{"decision": "reviewed", "labels": {%s}}' % labels)
+    error = assert_refused(response, "body")
+    assert error["error"] == "limit_exceeded" and error["details"][0]["limit"] == 1000 * 8 + 64
