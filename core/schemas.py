@@ -12,8 +12,9 @@ from core.storable_text import StorableStr
 
 MAX_INT32 = 2**31 - 1  # the store's integer columns
 
+
 class DocumentObject(BaseModel):
-    text: StorableStr
+    text: str  # results echo stored texts too: api.limits refuses unstorable ones in requests
 
 
 class RerankRequest(BaseModel):
@@ -24,7 +25,7 @@ class RerankRequest(BaseModel):
     model: Optional[StorableStr] = Field(None, description="Model to score with. Default: the service's default "
                                          "model.")
     query: StorableStr = Field(..., description="The search query.")
-    documents: list[Union[StorableStr, DocumentObject]] = Field(..., description="Strings or {text} objects.")
+    documents: list[Union[str, DocumentObject]] = Field(..., description="Strings or {text} objects.")
     top_n: Optional[int] = Field(None, ge=1, le=MAX_INT32, description="Return only the best N results.")
     return_documents: bool = Field(False, description="Echo each document's text in its result.")
     instruction: Optional[StorableStr] = Field(None, description="Task instruction (Qwen3). Default: the model "
