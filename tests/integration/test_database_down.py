@@ -4,6 +4,8 @@ retries), and /readyz naming no host or port to anonymous callers (issue #12).""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import httpx
@@ -103,3 +105,28 @@ def test_the_sdk_waits_retry_after_and_resubmits_once_the_database_is_back(pg_ap
     with httpx.Client(base_url=urls["open"], timeout=30) as client:
         job = client.get(f"/v1/jobs/{accepted.id}").json()
     assert job["status"] == "queued" and job["progress"]["total"] == 2
+
+
+def test_database_down_while_a_sync_request_waits_answers_202_with_the_stored_job(pg_api):
+    """The job was stored before the database went away: the caller gets its id to poll (202), not a 503
+    that would make it submit the same request again."""
+    cluster, urls, _key = pg_api
+    answer: list[httpx.Response] = []
+
+    def rerank() -> None:
+        with httpx.Client(base_url=urls["open"], timeout=90) as client:
+            answer.append(client.post("/v1/rerank", json={"query": "waits through an outage", "documents": ["a"]}))
+
+    waiter = threading.Thread(target=rerank)
+    waiter.start()
+    time.sleep(1.5)  # stored and queued; no worker serves the parked model, so it waits
+    cluster.pause()
+    try:
+        waiter.join(timeout=60)
+    finally:
+        cluster.resume()
+    assert answer and answer[0].status_code == 202, answer and answer[0].text
+    job_id = answer[0].json()["id"]
+    assert answer[0].headers["location"] == f"/v1/jobs/{job_id}"
+    with httpx.Client(base_url=urls["open"], timeout=30) as client:
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
