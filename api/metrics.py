@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
                                disable_created_metrics, generate_latest)
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import StateDep
 from api.errors import REJECTION_STATE
 from api.drift_metrics import DriftCollector
+from api.metrics_access import metrics_access
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
 from api.wait_metrics import WaitersCollector
@@ -105,7 +106,7 @@ def _refused(status: int) -> bool:
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(metrics_access)])
 def metrics(state: StateDep) -> Response:
     """Process counters plus queue and store gauges read now (one Redis pipeline, a few COUNTs)."""
     scrape = CollectorRegistry()

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
     max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
+    metrics_require_key: bool = Field(
+        False, description="GET /metrics on the API requires a key with the metrics (or admin) scope, sent as "
+        "`Authorization: Bearer` (Prometheus: `authorization.credentials`). Off: open to any caller.",
+    )
     secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start "
                             "(sessions then end on restart; set one shared value when running several API processes).")
     dashboard_session_hours: float = Field(12.0, gt=0, description="How long a dashboard login lasts.")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresCluster, missing_reason
+from commands.pg_cluster import PostgresCluster, missing_reason
 from tests.support.stack import Stack, make_stack
 from tests.support.tiny_models import build_tiny_cross_encoder, build_tiny_qwen3
 

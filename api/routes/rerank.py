@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import SubmitDep
+from api.db_errors import UNAVAILABLE as DATABASE_UNAVAILABLE
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_request
@@ -35,15 +36,22 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     check_model(body, await run_in_threadpool(accepted_names, settings, state.redis, [body.model]))
     check_request(body, settings)
     job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
-    await wait_until_done(state, job_id, settings.sync_timeout_s)
-    view = await run_in_threadpool(_view, state, job_id)
+    try:
+        await wait_until_done(state, job_id, settings.sync_timeout_s)
+        view = await run_in_threadpool(_view, state, job_id)
+    except DATABASE_UNAVAILABLE:  # the job is stored: the client polls it (a 503 would have it submit again)
+        return _accepted(job_id, JobStatus.queued)
     if view.status is JobStatus.succeeded:
         return view.results[0]
     if view.status is JobStatus.failed:
         raise ApiError(500, "job_failed", f"job {job_id} failed: {view.error}")
     if view.status is JobStatus.cancelled:
         raise ApiError(409, "job_cancelled", f"job {job_id} was cancelled")
-    accepted = JobAccepted(id=job_id, status=view.status)
+    return _accepted(job_id, view.status)
+
+
+def _accepted(job_id: str, status: JobStatus) -> JSONResponse:
+    accepted = JobAccepted(id=job_id, status=status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 

@@ -8,9 +8,13 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rerankq.storable_text import StorableStr
+
+MAX_INT32 = 2**31 - 1  # the store's integer columns
+
 
 class DocumentObject(BaseModel):
-    text: str
+    text: str  # results echo stored texts too: api.limits refuses unstorable ones in requests
 
 
 class RerankRequest(BaseModel):
@@ -18,13 +22,16 @@ class RerankRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: Optional[str] = Field(None, description="Model to score with. Default: the service's default model.")
-    query: str = Field(..., description="The search query.")
+    model: Optional[StorableStr] = Field(None, description="Model to score with. Default: the service's default "
+                                         "model.")
+    query: StorableStr = Field(..., description="The search query.")
     documents: list[Union[str, DocumentObject]] = Field(..., description="Strings or {text} objects.")
-    top_n: Optional[int] = Field(None, ge=1, description="Return only the best N results.")
+    top_n: Optional[int] = Field(None, ge=1, le=MAX_INT32, description="Return only the best N results.")
     return_documents: bool = Field(False, description="Echo each document's text in its result.")
-    instruction: Optional[str] = Field(None, description="Task instruction (Qwen3). Default: the model card's.")
-    max_tokens_per_doc: Optional[int] = Field(None, ge=1, description="Cut each document to this many tokens.")
+    instruction: Optional[StorableStr] = Field(None, description="Task instruction (Qwen3). Default: the model "
+                                               "card's.")
+    max_tokens_per_doc: Optional[int] = Field(None, ge=1, le=MAX_INT32,
+                                              description="Cut each document to this many tokens.")
 
     @field_validator("query")
     @classmethod
@@ -48,7 +55,7 @@ class JobCreate(BaseModel):
     """An asynchronous job: one or many rerank requests scored together."""
 
     requests: list[RerankRequest] = Field(..., description="Rerank requests; one result set each.")
-    callback_url: Optional[str] = Field(None, description="POSTed a signed summary when the job ends.")
+    callback_url: Optional[StorableStr] = Field(None, description="POSTed a signed summary when the job ends.")
 
     @field_validator("requests")
     @classmethod

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from commands.redis_server import free_port
 from tests.support.stack import make_stack
-from tests.support.postgres import missing_reason
+from commands.pg_cluster import missing_reason
 from tests.support.stack import Stack, wait_job, wait_until
 
 pytestmark = pytest.mark.slow  # its own Redis, store and two workers
