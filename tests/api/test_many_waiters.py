@@ -52,7 +52,10 @@ async def hold_waiters(stack, worker, job_ids: list[str]) -> dict:
     limits = httpx.Limits(max_connections=WAITERS + 20, max_keepalive_connections=WAITERS + 20)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as client:
         async def metrics() -> str:
-            response = await client.get("/metrics")
+            # A fresh connection per scrape: a kept-alive one may have been closed by the server's
+            # keep-alive timeout while the waiters held the test's attention.
+            async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as scraper:
+                response = await scraper.get("/metrics")
             assert response.status_code == 200
             return response.text
 
