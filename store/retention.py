@@ -5,13 +5,16 @@ holds the writers of the hot path for long. A job's data lives in the tables of 
 a table that stores per-job rows is added there and nowhere else. The job row itself stays, with
 `expired_at` set, as a marker that answers 404 job_expired; markers go after
 RERANKQ_EXPIRED_MARKER_DAYS once no case refers to them.
+
+Model-level rows (drift_references, api_keys) belong to no job and are never deleted here. The jobs a
+drift reference window samples (store.drift.reference_job_ids) are kept past retention, unless forced.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from sqlalchemy import Table, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -33,6 +36,7 @@ class RetentionReport:
     cases: int = 0
     reviews: int = 0
     unexported_kept: int = 0  # reviewed cases past retention kept because no export has included them
+    drift_kept: int = 0  # jobs past retention kept because a drift reference window samples them
     markers: int = 0
 
     def add_rows(self, table: str, count: int) -> None:
@@ -45,22 +49,36 @@ class RetentionReport:
         if self.unexported_kept:
             lines.append(f"kept: {self.unexported_kept} reviewed cases past retention that no label export has "
                          "included yet (export them, or purge with --force)")
+        if self.drift_kept:
+            lines.append(f"kept: {self.drift_kept} jobs past retention that a model's drift reference window "
+                         "samples (`rerankq drift pin` moves the window; purge with --force deletes them)")
         lines.append(f"expired-job markers: {self.markers}")
         return lines
 
 
 # --- jobs ---------------------------------------------------------------------------------
 
-def _expirable(finished_before: datetime):
-    return (Job.expired_at.is_(None), Job.finished_at.is_not(None), Job.finished_at < finished_before)
+def _expirable(finished_before: datetime, keep: Collection[str] = ()):
+    conditions = [Job.expired_at.is_(None), Job.finished_at.is_not(None), Job.finished_at < finished_before]
+    if keep:
+        conditions.append(Job.id.not_in(list(keep)))
+    return tuple(conditions)
 
 
-def expirable_job_ids(session: Session, finished_before: datetime, limit: int) -> list[str]:
-    """Finished jobs not yet expired, oldest first. On PostgreSQL their rows are locked, skipping any a
-    worker holds (a late duplicate delivery finishing), so the sweep waits on nobody."""
-    statement = (select(Job.id).where(*_expirable(finished_before)).order_by(Job.finished_at, Job.id).limit(limit)
-                 .with_for_update(skip_locked=True))
+def expirable_job_ids(session: Session, finished_before: datetime, limit: int, keep: Collection[str] = ()) -> list[str]:
+    """Finished jobs not yet expired (but those in `keep`), oldest first. On PostgreSQL their rows are
+    locked, skipping any a worker holds (a late duplicate delivery finishing), so the sweep waits on nobody."""
+    statement = (select(Job.id).where(*_expirable(finished_before, keep)).order_by(Job.finished_at, Job.id)
+                 .limit(limit).with_for_update(skip_locked=True))
     return list(session.scalars(statement))
+
+
+def count_kept_jobs(session: Session, finished_before: datetime, keep: Collection[str]) -> int:
+    """Jobs of `keep` that are past retention (kept, not expired)."""
+    if not keep:
+        return 0
+    return session.scalar(select(func.count()).select_from(Job).where(*_expirable(finished_before),
+                                                                      Job.id.in_(list(keep)))) or 0
 
 
 def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, report: RetentionReport) -> None:
@@ -74,10 +92,12 @@ def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, report:
     report.jobs += len(ids)
 
 
-def count_expirable_jobs(session: Session, finished_before: datetime, report: RetentionReport) -> None:
+def count_expirable_jobs(session: Session, finished_before: datetime, report: RetentionReport,
+                         keep: Collection[str] = ()) -> None:
     """Dry run: what expire_jobs would delete."""
-    ids = select(Job.id).where(*_expirable(finished_before)).scalar_subquery()
-    report.jobs += session.scalar(select(func.count()).select_from(Job).where(*_expirable(finished_before))) or 0
+    conditions = _expirable(finished_before, keep)
+    ids = select(Job.id).where(*conditions).scalar_subquery()
+    report.jobs += session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
     for table in JOB_OWNED_TABLES:
         report.add_rows(table.name, session.scalar(
             select(func.count()).select_from(table).where(table.c.job_id.in_(ids))) or 0)

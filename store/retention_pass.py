@@ -9,6 +9,7 @@ from typing import Callable, Optional
 from core.settings import Settings
 from store.db import session_scope
 from store import retention
+from store.drift import reference_job_ids
 from store.retention import RetentionReport
 from store.tables import utcnow
 
@@ -22,6 +23,9 @@ class RetentionPolicy:
     markers: Optional[timedelta] = None  # expired jobs' marker rows, by expiry time
     force: bool = False  # also reviewed cases no label export has included
     batch: int = 100
+    # Keep the newest this many jobs each drift reference window samples (RERANKQ_DRIFT_MAX_JOBS): the
+    # window is the model's baseline for as long as its revision serves. 0: keep none.
+    drift_jobs: int = 0
     # Never touch a job that finished more recently than this: a duplicate delivery of one of its chunks
     # may still be running (it gives up at RERANKQ_CHUNK_DEADLINE_S), and must find its rows in place.
     settle: timedelta = timedelta(0)
@@ -33,7 +37,8 @@ class RetentionPolicy:
 
         values = dict(jobs=days(settings.retention_days), cases=days(settings.case_retention_days),
                       markers=days(settings.expired_marker_days) if settings.expired_marker_days else timedelta(0),
-                      batch=settings.retention_batch, settle=timedelta(seconds=settings.chunk_deadline_s))
+                      batch=settings.retention_batch, settle=timedelta(seconds=settings.chunk_deadline_s),
+                      drift_jobs=settings.drift_max_jobs)
         values.update(overrides)
         return cls(**values)
 
@@ -50,10 +55,15 @@ def run_pass(database_url: str, policy: RetentionPolicy, *, now: Optional[dateti
     job_cutoff = policy.job_cutoff(now)
     case_cutoff = None if policy.cases is None else now - policy.cases
     marker_cutoff = None if policy.markers is None else now - policy.markers
+    keep: set[str] = set()
+    if job_cutoff is not None and policy.drift_jobs:
+        with session_scope(database_url) as session:
+            keep = reference_job_ids(session, policy.drift_jobs)
+            report.drift_kept = retention.count_kept_jobs(session, job_cutoff, keep)
     if dry_run:
         with session_scope(database_url) as session:
             if job_cutoff is not None:
-                retention.count_expirable_jobs(session, job_cutoff, report)
+                retention.count_expirable_jobs(session, job_cutoff, report, keep)
             if case_cutoff is not None:
                 retention.count_expirable_cases(session, case_cutoff, policy.force, report)
                 if not policy.force:
@@ -69,7 +79,7 @@ def run_pass(database_url: str, policy: RetentionPolicy, *, now: Optional[dateti
             if not done or not between_batches():
                 return bool(done)
 
-    if job_cutoff is not None and batches(lambda s: _expire_batch(s, job_cutoff, now, policy.batch, report)):
+    if job_cutoff is not None and batches(lambda s: _expire_batch(s, job_cutoff, now, policy.batch, report, keep)):
         return report
     if case_cutoff is not None:
         if batches(lambda s: _case_batch(s, case_cutoff, policy, report)):
@@ -82,8 +92,9 @@ def run_pass(database_url: str, policy: RetentionPolicy, *, now: Optional[dateti
     return report
 
 
-def _expire_batch(session, cutoff: datetime, now: datetime, batch: int, report: RetentionReport) -> int:
-    ids = retention.expirable_job_ids(session, cutoff, batch)
+def _expire_batch(session, cutoff: datetime, now: datetime, batch: int, report: RetentionReport,
+                  keep: set[str]) -> int:
+    ids = retention.expirable_job_ids(session, cutoff, batch, keep)
     retention.expire_jobs(session, ids, now, report)
     return len(ids)
 

@@ -16,12 +16,13 @@ import time
 import redis
 from redis.exceptions import LockError
 
+from core.redis_keys import RETENTION_SWEEP_LOCK
 from store.db import session_scope
 from store.document_text import hash_job_texts, unhashed_finished_jobs
 from store.retention_pass import RetentionPolicy, run_pass
 
 log = logging.getLogger(__name__)
-LOCK_KEY = "rerankq:retention-sweep"
+LOCK_KEY = RETENTION_SWEEP_LOCK
 LOCK_S = 120
 
 

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from store.db import session_scope
 from store.document_text import text_hash
 from store.retention import JOB_OWNED_TABLES
 from store.retention_pass import RetentionPolicy, run_pass
 from store.tables import Job, JobRequest, LowConfidenceCase
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.stack import wait_job, wait_until
 
 CHUNK_DEADLINE_S = 3

@@ -7,16 +7,16 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from core.review_schemas import CaseStatus
 from core.settings import Settings
 from store.db import session_scope
 from store.document_text import hash_job_texts, text_hash
+from store.drift import set_reference, window_sample
 from store.jobs import get_job, job_view
 from store.label_export import iter_jsonl
 from store.retention import JOB_OWNED_TABLES
 from store.retention_pass import RetentionPolicy, run_pass
 from store.reviews import save_review
-from store.tables import Job, JobRequest, LowConfidenceCase, Review, utcnow
+from store.tables import DriftReference, Job, JobRequest, LowConfidenceCase, Review, utcnow
 from tests.store.test_jobs_and_work import new_job, request, score_all
 
 DAY = timedelta(days=1)
@@ -200,3 +200,34 @@ def test_hashing_keeps_no_text_of_unflagged_requests_but_keeps_flagged_ones(data
     assert [r.document.text for r in view.results[0].results] == ["doc 1", "doc 0", "doc 2"]
     assert [r.document for r in view.results[1].results] == [None, None]  # scores stay, texts do not
     assert [r.index for r in view.results[1].results] == [1, 0]
+
+
+def test_jobs_a_drift_reference_samples_are_kept_and_drift_references_are_never_deleted(database_url):
+    """drift_references (migration 0010) are model-level, not job-owned; the reference window's sampled jobs
+    stay past retention (the model's baseline), the newest RERANKQ_DRIFT_MAX_JOBS of them, unless forced."""
+    assert "drift_references" not in {t.name for t in JOB_OWNED_TABLES}
+    in_window = [finished_job(database_url, age * DAY) for age in (41, 42, 43)]  # newest first
+    outside = finished_job(database_url, 50 * DAY)
+    now = utcnow()
+    with session_scope(database_url) as session:
+        set_reference(session, "m", "r1", now - 45 * DAY, now - 40 * DAY, pinned=True)
+
+    policy = RetentionPolicy.from_settings(Settings(database_url=database_url, drift_max_jobs=2),
+                                           settle=timedelta(0))
+    assert policy.drift_jobs == 2
+    dry = run_pass(database_url, policy, dry_run=True)
+    assert (dry.jobs, dry.drift_kept) == (2, 2) and any("drift reference" in line for line in dry.lines())
+    report = run_pass(database_url, policy)
+    assert (report.jobs, report.drift_kept) == (2, 2)
+    with session_scope(database_url) as session:
+        assert [get_job(session, j).expired_at is None for j in in_window + [outside]] == [True, True, False, False]
+        assert session.get(DriftReference, "m") is not None
+        sample = window_sample(session, "m", now - 45 * DAY, now - 40 * DAY, "r1", max_jobs=2)
+    assert len(sample.scores) == 6  # the baseline still has both jobs' scores
+
+    forced = run_pass(database_url, RetentionPolicy.from_settings(Settings(database_url=database_url),
+                                                                  settle=timedelta(0), drift_jobs=0))
+    assert (forced.jobs, forced.drift_kept) == (2, 0)
+    with session_scope(database_url) as session:
+        assert session.get(DriftReference, "m") is not None  # the model's row outlives every job
+        assert window_sample(session, "m", now - 45 * DAY, now - 40 * DAY, "r1").scores == []
