@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import ir_measures
 
+from commands.evaluation import DEFAULT_METRICS
 from commands.evaluation.runs import Run
-
-DEFAULT_METRICS = "nDCG@10,RR@10,R@100,AP"
 
 
 class MetricError(ValueError):
