@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from core.schemas import JobView
 from store.jobs import get_job, job_view
 from store.reviews import model_order
-from store.tables import Job, JobRequest, LowConfidenceCase, Score
+from store.packed_scores import scores_by_request
+from store.tables import Job, JobRequest, LowConfidenceCase
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,7 @@ def job_detail(session: Session, job_id: str, owner: Optional[str] = None,
     job = get_job(session, job_id, owner)
     if job is None:
         return None
-    scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job_id)):
-        scores.setdefault(score.request_idx, []).append(score)
+    scores = scores_by_request(session, job_id)
     cases = dict(session.execute(select(LowConfidenceCase.request_idx, LowConfidenceCase.id)
                                  .where(LowConfidenceCase.job_id == job_id)).all())
     requests = []

@@ -20,7 +20,8 @@ from core.schemas import (
     RerankResponse,
     RerankResult,
 )
-from store.tables import Job, JobChunk, JobRequest, Score, utcnow
+from store.packed_scores import StoredScore, scored_pairs, scores_by_request
+from store.tables import Job, JobChunk, JobRequest, utcnow
 
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
 
@@ -128,7 +129,7 @@ def job_view(session: Session, job: Job) -> JobView:
     if status is JobStatus.succeeded:
         done = job.n_pairs  # every pair has its score (that is what succeeded means)
     else:
-        done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
+        done = scored_pairs(session, job.id)
     results = request_results(session, job) if status is JobStatus.succeeded else None
     return JobView(
         id=job.id,
@@ -153,13 +154,11 @@ def callback_view(job: Job) -> Optional[CallbackView]:
 def request_results(session: Session, job: Job) -> list[RerankResponse]:
     """One Cohere-shaped response per request, best score first."""
     requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id).order_by(JobRequest.request_idx))
-    scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job.id)):
-        scores.setdefault(score.request_idx, []).append(score)
+    scores = scores_by_request(session, job.id)
     return [_response(job, request, scores.get(request.request_idx, [])) for request in requests]
 
 
-def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankResponse:
+def _response(job: Job, request: JobRequest, scores: list[StoredScore]) -> RerankResponse:
     ranked = sorted(scores, key=lambda s: (-s.score, s.doc_index))
     if request.top_n is not None:
         ranked = ranked[: request.top_n]

@@ -1,0 +1,202 @@
+"""Claim, and save, many chunks in one transaction with a few set-based statements.
+
+The worker's group commit (workers/group_commit.py) hands in every chunk that arrived together
+(claims) or that one forward pass finished (saves). Exactly-once stays with the keys:
+a claim counts an attempt only on a pending chunk of an active job; a save inserts the chunk's
+packed scores with `ON CONFLICT DO NOTHING` on the chunk's key, and only the insert that
+landed may move the chunk `pending -> done`; the job finishes once, under its row lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.schemas import JobStatus
+from store.jobs import ACTIVE
+from store.packed_scores import ScoreMeta, insert_ignoring_duplicates, meta_ids, pack, scores_by_request
+from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, utcnow
+
+# (scores of one request, in document order) -> reasons to flag it; empty when confident.
+ConfidenceRule = Callable[[Sequence[float]], list[str]]
+
+
+@dataclass(frozen=True)
+class ChunkWork:
+    """Everything a worker needs to score one chunk, read in one go."""
+
+    job_id: str
+    chunk_idx: int
+    attempt: int
+    model: str
+    query: str
+    instruction: Optional[str]
+    documents: list[str]
+    doc_start: int
+    max_tokens_per_doc: Optional[int]
+    request_idx: int
+    chunk_id: Optional[int] = None  # job_chunks.id; looked up when missing
+
+
+@dataclass(frozen=True)
+class ChunkSave:
+    work: ChunkWork
+    scores: Sequence[float]
+    meta: ScoreMeta
+    rule: Optional[ConfidenceRule] = None  # flags the job this save finishes; save_chunks' rule when None
+
+
+def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts: int) -> list[Optional[ChunkWork]]:
+    """Count a delivery of each (job_id, chunk_idx) and return its work, or None when there is
+    nothing (left) to do. A chunk delivered more than `max_attempts` times fails its job."""
+    if not keys:
+        return []
+    wanted = set(keys)
+    job_ids = sorted({job_id for job_id, _ in keys})
+    rows = session.execute(
+        select(JobChunk.id, JobChunk.job_id, JobChunk.chunk_idx, JobChunk.request_idx, JobChunk.doc_start,
+               JobChunk.doc_end, JobChunk.error, Job.model)
+        .join(Job, Job.id == JobChunk.job_id)
+        .where(JobChunk.job_id.in_(job_ids), JobChunk.chunk_idx.in_(sorted({idx for _, idx in keys})),
+               JobChunk.status == "pending", Job.status.in_(ACTIVE))
+    ).all()
+    chunks = {(row.job_id, row.chunk_idx): row for row in rows if (row.job_id, row.chunk_idx) in wanted}
+    if not chunks:
+        return [None] * len(keys)
+    attempts = dict(session.execute(
+        update(JobChunk).where(JobChunk.id.in_([row.id for row in chunks.values()]), JobChunk.status == "pending")
+        .values(attempts=JobChunk.attempts + 1).returning(JobChunk.id, JobChunk.attempts)
+    ).all())
+    claimed = {}
+    for key, row in chunks.items():
+        attempt = attempts.get(row.id)
+        if attempt is None:
+            continue
+        if attempt > max_attempts:
+            fail_chunk(session, row.job_id, row.id,
+                       f"chunk {row.chunk_idx} was delivered {attempt} times without finishing "
+                       f"(limit RERANKQ_MAX_ATTEMPTS={max_attempts}); last error: {row.error or 'worker lost'}")
+            continue
+        claimed[key] = (row, attempt)
+    if not claimed:
+        return [None] * len(keys)
+    started = sorted({job_id for job_id, _ in claimed})
+    session.execute(update(Job).where(Job.id.in_(started), Job.status == JobStatus.queued.value)
+                    .values(status=JobStatus.running.value, started_at=utcnow()))
+    request_keys = {(row.job_id, row.request_idx) for row, _ in claimed.values()}
+    requests = {
+        (r.job_id, r.request_idx): r for r in session.execute(
+            select(JobRequest.job_id, JobRequest.request_idx, JobRequest.query, JobRequest.instruction,
+                   JobRequest.documents, JobRequest.max_tokens_per_doc)
+            .where(JobRequest.job_id.in_(started),
+                   JobRequest.request_idx.in_(sorted({idx for _, idx in request_keys}))))
+        if (r.job_id, r.request_idx) in request_keys
+    }
+    works: list[Optional[ChunkWork]] = []
+    for key in keys:
+        if key not in claimed:
+            works.append(None)
+            continue
+        row, attempt = claimed.pop(key)  # a key repeated in one group is claimed once
+        request = requests[(row.job_id, row.request_idx)]
+        works.append(ChunkWork(
+            job_id=row.job_id, chunk_idx=row.chunk_idx, attempt=attempt, model=row.model, query=request.query,
+            instruction=request.instruction, documents=list(request.documents[row.doc_start:row.doc_end]),
+            doc_start=row.doc_start, max_tokens_per_doc=request.max_tokens_per_doc, request_idx=row.request_idx,
+            chunk_id=row.id,
+        ))
+    return works
+
+
+def fail_chunk(session: Session, job_id: str, chunk_id: Optional[int], error: str) -> None:
+    """Fail a pending chunk (when given) and its job, if still active."""
+    if chunk_id is not None:
+        session.execute(
+            update(JobChunk).where(JobChunk.id == chunk_id, JobChunk.status == "pending")
+            .values(status="failed", error=error[:2000], finished_at=utcnow())
+        )
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+        .values(status=JobStatus.failed.value, error=error[:2000], finished_at=utcnow())
+    )
+
+
+def _chunk_ids(session: Session, saves: Sequence[ChunkSave]) -> list[int]:
+    missing = [s.work for s in saves if s.work.chunk_id is None]
+    found = {}
+    if missing:
+        found = {(r.job_id, r.chunk_idx): r.id for r in session.execute(
+            select(JobChunk.id, JobChunk.job_id, JobChunk.chunk_idx)
+            .where(JobChunk.job_id.in_({w.job_id for w in missing}),
+                   JobChunk.chunk_idx.in_({w.chunk_idx for w in missing})))}
+    return [s.work.chunk_id if s.work.chunk_id is not None else found.get((s.work.job_id, s.work.chunk_idx))
+            for s in saves]
+
+
+def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[ConfidenceRule] = None) -> list[bool]:
+    """Write each chunk's scores once; True for the save that finished its job (one per job)."""
+    if not saves:
+        return []
+    job_ids = sorted({s.work.job_id for s in saves})
+    # Lock the job rows first (in one order, so two groups cannot deadlock): two chunks finishing
+    # together cannot both miss the end of their job.
+    session.execute(select(Job.id).where(Job.id.in_(job_ids)).order_by(Job.id).with_for_update())
+    ids = meta_ids(session, (s.meta for s in saves))
+    chunk_ids = _chunk_ids(session, saves)
+    rows, seen = [], set()
+    for save, chunk_id in zip(saves, chunk_ids):
+        if chunk_id is not None and chunk_id not in seen:
+            seen.add(chunk_id)
+            rows.append(dict(chunk_id=chunk_id, score_meta_id=ids[save.meta], scores=pack(save.scores)))
+    if not rows:
+        return [False] * len(saves)
+    inserted = set(session.scalars(
+        insert_ignoring_duplicates(session, ChunkScores.__table__).returning(ChunkScores.chunk_id), rows))
+    now = utcnow()
+    marked = set(session.scalars(
+        update(JobChunk).where(JobChunk.id.in_(sorted(inserted)), JobChunk.status == "pending")
+        .values(status="done", finished_at=now).returning(JobChunk.id)
+    )) if inserted else set()
+    touched = sorted({s.work.job_id for s, cid in zip(saves, chunk_ids) if cid in marked})
+    finished: set[str] = set()
+    if touched:
+        unfinished = set(session.scalars(
+            select(JobChunk.job_id).where(JobChunk.job_id.in_(touched), JobChunk.status != "done")
+            .group_by(JobChunk.job_id)))
+        complete = [job_id for job_id in touched if job_id not in unfinished]
+        if complete:
+            finished = set(session.scalars(
+                update(Job).where(Job.id.in_(complete), Job.status.in_(ACTIVE))
+                .values(status=JobStatus.succeeded.value, finished_at=now).returning(Job.id)))
+    # The last save of a finished job in this group is the one that reports (and flags) it.
+    last = {s.work.job_id: i for i, (s, cid) in enumerate(zip(saves, chunk_ids)) if cid in marked}
+    for job_id in sorted(finished):
+        reporter = saves[last[job_id]]
+        flag_cases(session, job_id, reporter.rule or rule or (lambda _values: []))
+    return [save.work.job_id in finished and last.get(save.work.job_id) == i for i, save in enumerate(saves)]
+
+
+def flag_cases(session: Session, job_id: str, rule: ConfidenceRule) -> int:
+    """Snapshot every request of a finished job that the rule flags; returns how many."""
+    scores = scores_by_request(session, job_id)
+    rows = []
+    for request in session.scalars(select(JobRequest).where(JobRequest.job_id == job_id)
+                                   .order_by(JobRequest.request_idx)):
+        request_scores = scores.get(request.request_idx, [])
+        values = [s.score for s in request_scores]
+        reasons = rule(values) if values else []
+        if not reasons:
+            continue
+        first = request_scores[0]
+        rows.append(dict(
+            job_id=job_id, request_idx=request.request_idx, reasons=reasons, reason=reasons[0],
+            query=request.query, instruction=first.instruction, documents=request.documents, scores=values,
+            top_score=max(values), model=first.model, model_revision=first.model_revision,
+            score_type=first.score_type, status="open", created_at=utcnow(),
+        ))
+    if rows:
+        session.execute(insert_ignoring_duplicates(session, LowConfidenceCase.__table__), rows)
+    return len(rows)
