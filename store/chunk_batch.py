@@ -12,13 +12,64 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from core.schemas import JobStatus
 from store.jobs import ACTIVE
 from store.packed_scores import ScoreMeta, insert_ignoring_duplicates, meta_ids, pack, scores_by_request
 from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, utcnow
+
+# Statements built once, as plain Core (no ORM layer), with expanding IN parameters: building a
+# statement costs more CPU than SQLite takes to run it, and the worker runs these for every group.
+_chunks, _jobs, _requests = JobChunk.__table__, Job.__table__, JobRequest.__table__
+_NOW = bindparam("now", type_=_chunks.c.finished_at.type)
+CLAIMABLE = (
+    select(_chunks.c.id, _chunks.c.job_id, _chunks.c.chunk_idx, _chunks.c.request_idx, _chunks.c.doc_start,
+           _chunks.c.doc_end, _chunks.c.error, _jobs.c.model)
+    .join(_jobs, _jobs.c.id == _chunks.c.job_id)
+    .where(_chunks.c.job_id.in_(bindparam("job_ids", expanding=True)),
+           _chunks.c.chunk_idx.in_(bindparam("chunk_idxs", expanding=True)),
+           _chunks.c.status == "pending", _jobs.c.status.in_(ACTIVE))
+)
+COUNT_ATTEMPT = (
+    update(_chunks).where(_chunks.c.id.in_(bindparam("ids", expanding=True)), _chunks.c.status == "pending")
+    .values(attempts=_chunks.c.attempts + 1).returning(_chunks.c.id, _chunks.c.attempts)
+)
+START_JOBS = (
+    update(_jobs).where(_jobs.c.id.in_(bindparam("job_ids", expanding=True)), _jobs.c.status == JobStatus.queued.value)
+    .values(status=JobStatus.running.value, started_at=_NOW)
+)
+REQUESTS = (
+    select(_requests.c.job_id, _requests.c.request_idx, _requests.c.query, _requests.c.instruction,
+           _requests.c.documents, _requests.c.max_tokens_per_doc)
+    .where(_requests.c.job_id.in_(bindparam("job_ids", expanding=True)),
+           _requests.c.request_idx.in_(bindparam("request_idxs", expanding=True)))
+)
+LOCK_JOBS = (select(_jobs.c.id).where(_jobs.c.id.in_(bindparam("job_ids", expanding=True))).order_by(_jobs.c.id)
+             .with_for_update())
+MARK_DONE = (
+    update(_chunks).where(_chunks.c.id.in_(bindparam("ids", expanding=True)), _chunks.c.status == "pending")
+    .values(status="done", finished_at=_NOW).returning(_chunks.c.id)
+)
+UNFINISHED = (select(_chunks.c.job_id).where(_chunks.c.job_id.in_(bindparam("job_ids", expanding=True)),
+                                             _chunks.c.status != "done").group_by(_chunks.c.job_id))
+FINISH_JOBS = (
+    update(_jobs).where(_jobs.c.id.in_(bindparam("job_ids", expanding=True)), _jobs.c.status.in_(ACTIVE))
+    .values(status=JobStatus.succeeded.value, finished_at=_NOW).returning(_jobs.c.id)
+)
+FLAG_REQUESTS = (select(_requests.c.request_idx, _requests.c.query, _requests.c.documents)
+                 .where(_requests.c.job_id == bindparam("job_id")).order_by(_requests.c.request_idx))
+_INSERT_SCORES: dict[str, object] = {}
+
+
+def _insert_scores(session: Session):
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_SCORES.get(dialect)
+    if statement is None:
+        statement = _INSERT_SCORES[dialect] = insert_ignoring_duplicates(session, ChunkScores.__table__).returning(
+            ChunkScores.__table__.c.chunk_id)
+    return statement
 
 # (scores of one request, in document order) -> reasons to flag it; empty when confident.
 ConfidenceRule = Callable[[Sequence[float]], list[str]]
@@ -55,21 +106,13 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
     if not keys:
         return []
     wanted = set(keys)
+    connection = session.connection()
     job_ids = sorted({job_id for job_id, _ in keys})
-    rows = session.execute(
-        select(JobChunk.id, JobChunk.job_id, JobChunk.chunk_idx, JobChunk.request_idx, JobChunk.doc_start,
-               JobChunk.doc_end, JobChunk.error, Job.model)
-        .join(Job, Job.id == JobChunk.job_id)
-        .where(JobChunk.job_id.in_(job_ids), JobChunk.chunk_idx.in_(sorted({idx for _, idx in keys})),
-               JobChunk.status == "pending", Job.status.in_(ACTIVE))
-    ).all()
+    rows = connection.execute(CLAIMABLE, dict(job_ids=job_ids, chunk_idxs=sorted({idx for _, idx in keys}))).all()
     chunks = {(row.job_id, row.chunk_idx): row for row in rows if (row.job_id, row.chunk_idx) in wanted}
     if not chunks:
         return [None] * len(keys)
-    attempts = dict(session.execute(
-        update(JobChunk).where(JobChunk.id.in_([row.id for row in chunks.values()]), JobChunk.status == "pending")
-        .values(attempts=JobChunk.attempts + 1).returning(JobChunk.id, JobChunk.attempts)
-    ).all())
+    attempts = dict(connection.execute(COUNT_ATTEMPT, dict(ids=[row.id for row in chunks.values()])).all())
     claimed = {}
     for key, row in chunks.items():
         attempt = attempts.get(row.id)
@@ -84,15 +127,11 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
     if not claimed:
         return [None] * len(keys)
     started = sorted({job_id for job_id, _ in claimed})
-    session.execute(update(Job).where(Job.id.in_(started), Job.status == JobStatus.queued.value)
-                    .values(status=JobStatus.running.value, started_at=utcnow()))
+    connection.execute(START_JOBS, dict(job_ids=started, now=utcnow()))
     request_keys = {(row.job_id, row.request_idx) for row, _ in claimed.values()}
     requests = {
-        (r.job_id, r.request_idx): r for r in session.execute(
-            select(JobRequest.job_id, JobRequest.request_idx, JobRequest.query, JobRequest.instruction,
-                   JobRequest.documents, JobRequest.max_tokens_per_doc)
-            .where(JobRequest.job_id.in_(started),
-                   JobRequest.request_idx.in_(sorted({idx for _, idx in request_keys}))))
+        (r.job_id, r.request_idx): r for r in connection.execute(
+            REQUESTS, dict(job_ids=started, request_idxs=sorted({idx for _, idx in request_keys})))
         if (r.job_id, r.request_idx) in request_keys
     }
     works: list[Optional[ChunkWork]] = []
@@ -141,9 +180,11 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
     if not saves:
         return []
     job_ids = sorted({s.work.job_id for s in saves})
-    # Lock the job rows first (in one order, so two groups cannot deadlock): two chunks finishing
-    # together cannot both miss the end of their job.
-    session.execute(select(Job.id).where(Job.id.in_(job_ids)).order_by(Job.id).with_for_update())
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # Lock the job rows first (in one order, so two groups cannot deadlock): two chunks finishing
+        # together cannot both miss the end of their job. (SQLite's one writer already serializes this.)
+        connection.execute(LOCK_JOBS, dict(job_ids=job_ids))
     ids = meta_ids(session, (s.meta for s in saves))
     chunk_ids = _chunk_ids(session, saves)
     rows, seen = [], set()
@@ -153,24 +194,16 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
             rows.append(dict(chunk_id=chunk_id, score_meta_id=ids[save.meta], scores=pack(save.scores)))
     if not rows:
         return [False] * len(saves)
-    inserted = set(session.scalars(
-        insert_ignoring_duplicates(session, ChunkScores.__table__).returning(ChunkScores.chunk_id), rows))
+    inserted = set(connection.execute(_insert_scores(session), rows).scalars())
     now = utcnow()
-    marked = set(session.scalars(
-        update(JobChunk).where(JobChunk.id.in_(sorted(inserted)), JobChunk.status == "pending")
-        .values(status="done", finished_at=now).returning(JobChunk.id)
-    )) if inserted else set()
+    marked = set(connection.execute(MARK_DONE, dict(ids=sorted(inserted), now=now)).scalars()) if inserted else set()
     touched = sorted({s.work.job_id for s, cid in zip(saves, chunk_ids) if cid in marked})
     finished: set[str] = set()
     if touched:
-        unfinished = set(session.scalars(
-            select(JobChunk.job_id).where(JobChunk.job_id.in_(touched), JobChunk.status != "done")
-            .group_by(JobChunk.job_id)))
+        unfinished = set(connection.execute(UNFINISHED, dict(job_ids=touched)).scalars())
         complete = [job_id for job_id in touched if job_id not in unfinished]
         if complete:
-            finished = set(session.scalars(
-                update(Job).where(Job.id.in_(complete), Job.status.in_(ACTIVE))
-                .values(status=JobStatus.succeeded.value, finished_at=now).returning(Job.id)))
+            finished = set(connection.execute(FINISH_JOBS, dict(job_ids=complete, now=now)).scalars())
     # The last save of a finished job in this group is the one that reports (and flags) it.
     last = {s.work.job_id: i for i, (s, cid) in enumerate(zip(saves, chunk_ids)) if cid in marked}
     for job_id in sorted(finished):
@@ -183,8 +216,7 @@ def flag_cases(session: Session, job_id: str, rule: ConfidenceRule) -> int:
     """Snapshot every request of a finished job that the rule flags; returns how many."""
     scores = scores_by_request(session, job_id)
     rows = []
-    for request in session.scalars(select(JobRequest).where(JobRequest.job_id == job_id)
-                                   .order_by(JobRequest.request_idx)):
+    for request in session.connection().execute(FLAG_REQUESTS, dict(job_id=job_id)):
         request_scores = scores.get(request.request_idx, [])
         values = [s.score for s in request_scores]
         reasons = rule(values) if values else []

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -127,19 +127,22 @@ def _meta(row) -> ScoreMeta:
                      instruction=row.instruction, degraded=bool(row.degraded))
 
 
+_packed, _chunk, _meta_row = ChunkScores.__table__, JobChunk.__table__, ScoreMetaRow.__table__
+STORED_SCORES = (  # built once: the worker reads these for every finished job (flagging)
+    select(_chunk.c.request_idx, _chunk.c.doc_start, _packed.c.scores, _meta_row.c.model, _meta_row.c.model_revision,
+           _meta_row.c.score_type, _meta_row.c.instruction, _meta_row.c.degraded)
+    .join(_packed, _packed.c.chunk_id == _chunk.c.id)
+    .join(_meta_row, _meta_row.c.id == _packed.c.score_meta_id)
+    .where(_chunk.c.job_id == bindparam("job_id"))
+    .order_by(_chunk.c.request_idx, _chunk.c.doc_start)
+)
+
+
 def stored_scores(session: Session, job_id: str) -> list[StoredScore]:
     """Every stored score of a job, in (request, document) order."""
-    rows = session.execute(
-        select(JobChunk.request_idx, JobChunk.doc_start, ChunkScores.scores, ScoreMetaRow.model,
-               ScoreMetaRow.model_revision, ScoreMetaRow.score_type, ScoreMetaRow.instruction, ScoreMetaRow.degraded)
-        .join(ChunkScores, ChunkScores.chunk_id == JobChunk.id)
-        .join(ScoreMetaRow, ScoreMetaRow.id == ChunkScores.score_meta_id)
-        .where(JobChunk.job_id == job_id)
-        .order_by(JobChunk.request_idx, JobChunk.doc_start)
-    )
     metas: dict[tuple, ScoreMeta] = {}
     found: list[StoredScore] = []
-    for row in rows:
+    for row in session.connection().execute(STORED_SCORES, dict(job_id=job_id)):
         key = (row.model, row.model_revision, row.score_type, row.instruction, bool(row.degraded))
         meta = metas.get(key) or metas.setdefault(key, _meta(row))
         found.extend(StoredScore(row.request_idx, row.doc_start + i, value, meta)
