@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from core.schemas import JobStatus
 from store.jobs import ACTIVE
-from store.packed_scores import ScoreMeta, insert_ignoring_duplicates, meta_ids, pack, scores_by_request
+from store.packed_scores import (ScoreMeta, StoredScore, insert_ignoring_duplicates, meta_ids, pack, scores_by_request,
+                                 unpack)
 from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, utcnow
 
 # Statements built once, as plain Core (no ORM layer), with expanding IN parameters: building a
@@ -56,7 +57,7 @@ UNFINISHED = (select(_chunks.c.job_id).where(_chunks.c.job_id.in_(bindparam("job
                                              _chunks.c.status != "done").group_by(_chunks.c.job_id))
 FINISH_JOBS = (
     update(_jobs).where(_jobs.c.id.in_(bindparam("job_ids", expanding=True)), _jobs.c.status.in_(ACTIVE))
-    .values(status=JobStatus.succeeded.value, finished_at=_NOW).returning(_jobs.c.id)
+    .values(status=JobStatus.succeeded.value, finished_at=_NOW).returning(_jobs.c.id, _jobs.c.n_chunks)
 )
 FLAG_REQUESTS = (select(_requests.c.request_idx, _requests.c.query, _requests.c.documents)
                  .where(_requests.c.job_id == bindparam("job_id")).order_by(_requests.c.request_idx))
@@ -198,30 +199,54 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
     now = utcnow()
     marked = set(connection.execute(MARK_DONE, dict(ids=sorted(inserted), now=now)).scalars()) if inserted else set()
     touched = sorted({s.work.job_id for s, cid in zip(saves, chunk_ids) if cid in marked})
-    finished: set[str] = set()
+    finished: dict[str, int] = {}  # job id -> its chunk count
     if touched:
         unfinished = set(connection.execute(UNFINISHED, dict(job_ids=touched)).scalars())
         complete = [job_id for job_id in touched if job_id not in unfinished]
         if complete:
-            finished = set(connection.execute(FINISH_JOBS, dict(job_ids=complete, now=now)).scalars())
+            finished = dict(connection.execute(FINISH_JOBS, dict(job_ids=complete, now=now)).all())
     # The last save of a finished job in this group is the one that reports (and flags) it.
     last = {s.work.job_id: i for i, (s, cid) in enumerate(zip(saves, chunk_ids)) if cid in marked}
     for job_id in sorted(finished):
         reporter = saves[last[job_id]]
-        flag_cases(session, job_id, reporter.rule or rule or (lambda _values: []))
+        own = [s for s, cid in zip(saves, chunk_ids) if cid in marked and s.work.job_id == job_id]
+        # Every chunk of the job was written by this group (always so for a one-chunk job):
+        # flag from the scores in hand instead of reading them back.
+        in_hand = _scores_in_hand(own) if len(own) == finished[job_id] else None
+        flag_cases(session, job_id, reporter.rule or rule or (lambda _values: []), in_hand)
     return [save.work.job_id in finished and last.get(save.work.job_id) == i for i, save in enumerate(saves)]
 
 
-def flag_cases(session: Session, job_id: str, rule: ConfidenceRule) -> int:
-    """Snapshot every request of a finished job that the rule flags; returns how many."""
-    scores = scores_by_request(session, job_id)
+def _scores_in_hand(saves: Sequence[ChunkSave]) -> dict[int, list[StoredScore]]:
+    """What scores_by_request would read back for these saves (float32, as stored)."""
+    grouped: dict[int, list[StoredScore]] = {}
+    for save in sorted(saves, key=lambda s: (s.work.request_idx, s.work.doc_start)):
+        grouped.setdefault(save.work.request_idx, []).extend(
+            StoredScore(save.work.request_idx, save.work.doc_start + i, value, save.meta)
+            for i, value in enumerate(unpack(pack(save.scores))))
+    return grouped
+
+
+def flag_cases(session: Session, job_id: str, rule: ConfidenceRule,
+               scores: Optional[dict[int, list[StoredScore]]] = None) -> int:
+    """Snapshot every request of a finished job that the rule flags; returns how many.
+    `scores`: the job's scores by request when the caller has them all (else they are read)."""
+    if scores is None:
+        scores = scores_by_request(session, job_id)
+    flagged = {}
+    for request_idx, request_scores in scores.items():
+        reasons = rule([s.score for s in request_scores]) if request_scores else []
+        if reasons:
+            flagged[request_idx] = reasons
+    if not flagged:
+        return 0
     rows = []
     for request in session.connection().execute(FLAG_REQUESTS, dict(job_id=job_id)):
-        request_scores = scores.get(request.request_idx, [])
-        values = [s.score for s in request_scores]
-        reasons = rule(values) if values else []
-        if not reasons:
+        if request.request_idx not in flagged:
             continue
+        request_scores = scores[request.request_idx]
+        values = [s.score for s in request_scores]
+        reasons = flagged[request.request_idx]
         first = request_scores[0]
         rows.append(dict(
             job_id=job_id, request_idx=request.request_idx, reasons=reasons, reason=reasons[0],

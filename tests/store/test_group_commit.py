@@ -40,7 +40,7 @@ def save(url: str, saves):
 
 class StatementCounter:
     def __init__(self, url: str) -> None:
-        self.engine, self.count = get_engine(url), 0
+        self.engine, self.count, self.statements = get_engine(url), 0, []
 
     def __enter__(self):
         event.listen(self.engine, "before_cursor_execute", self._count)
@@ -49,8 +49,9 @@ class StatementCounter:
     def __exit__(self, *exc):
         event.remove(self.engine, "before_cursor_execute", self._count)
 
-    def _count(self, *args) -> None:
+    def _count(self, _connection, _cursor, statement, *args) -> None:
         self.count += 1
+        self.statements.append(statement)
 
 
 def test_a_group_costs_the_same_statements_for_one_chunk_or_twenty(database_url):
@@ -148,3 +149,33 @@ def test_a_failing_item_fails_only_its_own_caller(database_url):
     assert outcomes["good"] is False and isinstance(outcomes["bad"], Exception)
     with session_scope(database_url) as session:
         assert [(s.doc_index, s.score) for s in stored_scores(session, job_id)] == [(0, 0.5)]
+
+
+def test_a_job_finished_within_one_group_is_flagged_from_the_scores_in_hand(database_url):
+    from store.tables import LowConfidenceCase
+
+    job_id = str(uuid.uuid4())
+    with session_scope(database_url) as session:
+        create_job(session, job_id=job_id, model="m", queue="q", chunk_pairs=2,
+                   requests=[RerankRequest(query="q0", documents=["a", "b", "c"]),
+                             RerankRequest(query="q1", documents=["d"])])
+    works = claim(database_url, [(job_id, i) for i in range(3)])
+    seen = []
+
+    def rule(values):
+        seen.append(list(values))
+        return ["low_top_score"] if max(values) < 0.3 else []
+
+    # Chunks handed in out of order; the rule still sees each request's scores in document order.
+    saves = [ChunkSave(works[2], [0.0625], META, rule), ChunkSave(works[1], [0.1875], META, rule),
+             ChunkSave(works[0], [0.25, 0.125], META, rule)]
+    with StatementCounter(database_url) as statements:
+        assert save(database_url, saves) == [False, False, True]
+    assert seen == [[0.25, 0.125, 0.1875], [0.0625]]
+    with session_scope(database_url) as session:
+        cases = session.scalars(select(LowConfidenceCase).where(LowConfidenceCase.job_id == job_id)
+                                .order_by(LowConfidenceCase.request_idx)).all()
+    assert [(c.request_idx, c.query, c.documents, c.scores, c.instruction, c.model_revision) for c in cases] == [
+        (0, "q0", ["a", "b", "c"], [0.25, 0.125, 0.1875], "inst", "r1"), (1, "q1", ["d"], [0.0625], "inst", "r1")]
+    reads = [sql for sql in statements.statements if sql.lstrip().upper().startswith("SELECT") and "chunk_scores" in sql]
+    assert reads == []  # nothing read back: the scores were in hand
