@@ -37,7 +37,7 @@ CATEGORIES = [
 # every container, so these samples are dropped by name (locks, queues, polls, socket reads, sleeps).
 IDLE_LEAVES = ("Condition.wait", "Event.wait", "_epoll.poll", "select (", "_read_from_socket", "sleep (",
                "_worker (concurrent/futures/thread.py", "GroupCommitter._loop", "Batcher._watchdog",
-               "Heartbeat._loop", "Batcher._wait")
+               "Heartbeat._loop", "Batcher._wait", "Connection.wait (psycopg")
 
 
 def cpu_seconds(pid: int) -> float:
