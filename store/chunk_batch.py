@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from core.schemas import JobStatus
+from rerankq.schemas import JobStatus
 from store.jobs import ACTIVE
 from store.packed_scores import (ScoreMeta, StoredScore, insert_ignoring_duplicates, meta_ids, pack, scores_by_request,
                                  unpack)

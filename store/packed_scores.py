@@ -136,13 +136,23 @@ STORED_SCORES = (  # built once: the worker reads these for every finished job (
     .where(_chunk.c.job_id == bindparam("job_id"))
     .order_by(_chunk.c.request_idx, _chunk.c.doc_start)
 )
+# A page of requests [start, end): only their chunks are read and unpacked (index job_id, request_idx).
+STORED_SCORES_OF_REQUESTS = STORED_SCORES.where(_chunk.c.request_idx >= bindparam("start"),
+                                                _chunk.c.request_idx < bindparam("end"))
 
 
-def stored_scores(session: Session, job_id: str) -> list[StoredScore]:
-    """Every stored score of a job, in (request, document) order."""
+def stored_scores(session: Session, job_id: str, start: Optional[int] = None,
+                  end: Optional[int] = None) -> list[StoredScore]:
+    """The stored scores of a job, in (request, document) order: every one, or with `start`/`end` only
+    those of requests start..end-1."""
     metas: dict[tuple, ScoreMeta] = {}
     found: list[StoredScore] = []
-    for row in session.connection().execute(STORED_SCORES, dict(job_id=job_id)):
+    if start is None and end is None:
+        rows = session.connection().execute(STORED_SCORES, dict(job_id=job_id))
+    else:
+        rows = session.connection().execute(STORED_SCORES_OF_REQUESTS, dict(
+            job_id=job_id, start=start or 0, end=end if end is not None else 2**31 - 1))
+    for row in rows:
         key = (row.model, row.model_revision, row.score_type, row.instruction, bool(row.degraded))
         meta = metas.get(key) or metas.setdefault(key, _meta(row))
         found.extend(StoredScore(row.request_idx, row.doc_start + i, value, meta)
@@ -150,10 +160,12 @@ def stored_scores(session: Session, job_id: str) -> list[StoredScore]:
     return found
 
 
-def scores_by_request(session: Session, job_id: str) -> dict[int, list[StoredScore]]:
-    """A job's stored scores grouped by request, each in document order."""
+def scores_by_request(session: Session, job_id: str, start: Optional[int] = None,
+                      end: Optional[int] = None) -> dict[int, list[StoredScore]]:
+    """A job's stored scores grouped by request, each in document order (requests start..end-1 only
+    when given)."""
     grouped: dict[int, list[StoredScore]] = {}
-    for score in stored_scores(session, job_id):
+    for score in stored_scores(session, job_id, start, end):
         grouped.setdefault(score.request_idx, []).append(score)
     return grouped
 

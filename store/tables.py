@@ -105,7 +105,9 @@ class JobChunk(Base):
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
-    __table_args__ = (UniqueConstraint("job_id", "chunk_idx", name="uq_job_chunks_job_chunk"),)
+    # (job_id, request_idx): a page of a job's requests reads only its own chunks' scores.
+    __table_args__ = (UniqueConstraint("job_id", "chunk_idx", name="uq_job_chunks_job_chunk"),
+                      Index("ix_job_chunks_job_request", "job_id", "request_idx"))
 
 
 class ScoreMetaRow(Base):
@@ -194,3 +196,17 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
+class DriftReference(Base):
+    """The reference window a model's score distribution is compared with (score drift): fixed when a
+    model revision starts serving, or pinned by an operator (`rerankq drift pin`)."""
+
+    __tablename__ = "drift_references"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_revision: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)  # None: any revision
+    window_start: Mapped[datetime] = mapped_column()
+    window_end: Mapped[datetime] = mapped_column()
+    pinned: Mapped[bool] = mapped_column(default=False)  # True: set by `rerankq drift pin`, not by a new revision
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.migrate import upgrade
@@ -86,7 +86,7 @@ def main() -> None:
     try:
         url = options.database_url or f"sqlite:///{root / 'store.db'}"
         if url == "postgres":
-            from tests.support.postgres import PostgresCluster
+            from commands.pg_cluster import PostgresCluster
             cluster = PostgresCluster().start()
             url = cluster.create_database("cpu")
         upgrade(url)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.chunk_batch import ChunkSave, claim_chunks, save_chunks
 from store.db import get_engine, session_scope
 from store.jobs import create_job
@@ -113,7 +113,7 @@ def main() -> None:
     try:
         url = options.database_url or f"sqlite:///{root / 'store.db'}"
         if url == "postgres":
-            from tests.support.postgres import PostgresCluster
+            from commands.pg_cluster import PostgresCluster
             cluster = PostgresCluster().start()
             url = cluster.create_database("size")
         upgrade(url)

@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="RERANKQ_X=V", help="extra worker/API setting")
     options = parser.parse_args()
 
-    from core.bench.model_builder import build_tiny_cross_encoder
+    from commands.bench.model_builder import build_tiny_cross_encoder
 
     root = Path(tempfile.mkdtemp(prefix="rerankq-store-bench-"))
     cluster = None
@@ -145,7 +145,7 @@ def main() -> None:
         model = build_tiny_cross_encoder(root / "model")
         url = options.database_url
         if url == "postgres":
-            from tests.support.postgres import PostgresCluster
+            from commands.pg_cluster import PostgresCluster
             cluster = PostgresCluster().start()
             url = cluster.create_database("bench")
         redis = RedisProcess(root / "redis").start()

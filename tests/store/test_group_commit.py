@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy import event, func, select
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.chunk_batch import ChunkSave, claim_chunks, save_chunks
 from store.db import get_engine, session_scope
 from store.jobs import create_job, get_job, job_view

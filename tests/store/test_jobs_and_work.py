@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 import uuid
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import func, select
 
-from core.schemas import JobStatus, RerankRequest
+from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
-from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks, unpublished_pending_chunks
-from store.packed_scores import stored_scores
+from store.job_details import job_detail
+from store.jobs import (cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks,
+                        request_results)
+from store.packed_scores import stored_scores, unpack
+from store.pending_work import unpublished_jobs
 from store.tables import ChunkScores, LowConfidenceCase, utcnow
 from store.work import ScoreMeta, claim_chunk, save_scores
 
@@ -140,7 +144,7 @@ def test_idempotency_key_finds_the_first_job(database_url):
 def test_unpublished_jobs_are_found_for_the_sweeper(database_url):
     job_id = new_job(database_url, [request(1)])
     with session_scope(database_url) as session:
-        assert list(unpublished_pending_chunks(session, utcnow())) == [job_id]
+        assert list(unpublished_jobs(session, utcnow())) == [job_id]
 
 
 @pytest.mark.parametrize("owner", [None, "tenant-a"])
@@ -156,3 +160,22 @@ def test_an_idempotency_key_makes_one_job_per_owner_even_without_an_owner(databa
         assert find_by_idempotency_key(session, owner, "same").id == first
         assert find_by_idempotency_key(session, "tenant-b", "same").id == other_owner
     assert len(set(no_key)) == 2
+
+
+def test_a_page_of_results_unpacks_only_the_chunks_of_its_requests(database_url):
+    # 6 requests of 5 documents, 3 chunks each: a page of requests 2..3 reads 6 of the 18 packed chunks.
+    job_id = new_job(database_url, [RerankRequest(query=f"q{r}", documents=[f"doc {r}-{i}" for i in range(5)])
+                                    for r in range(6)], chunk_pairs=2)
+    score_all(database_url, job_id, 18)
+    unpacked = []
+    with session_scope(database_url) as session:
+        job = get_job(session, job_id)
+        whole = request_results(session, job)
+        with patch("store.packed_scores.unpack", side_effect=lambda blob: unpacked.append(blob) or unpack(blob)):
+            page = request_results(session, job, offset=2, limit=2)
+            detail = job_detail(session, job_id, offset=2, max_requests=2)
+    assert len(unpacked) == 2 * 6  # the page's chunks, once for the API and once for the dashboard
+    assert [r.model_dump() for r in page] == [r.model_dump() for r in whole[2:4]]
+    assert [r.request_idx for r in detail.requests] == [2, 3]
+    assert [[d.score for d in sorted(r.documents, key=lambda d: d.index)] for r in detail.requests] == [
+        [s.relevance_score for s in sorted(r.results, key=lambda s: s.index)] for r in whole[2:4]]

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text, update
 
-from core.schemas import JobStatus, RerankRequest
+from rerankq.schemas import JobStatus, RerankRequest
 from store.db import get_engine, session_scope
 from store.job_details import job_detail
 from store.jobs import create_job, get_job, job_view

@@ -1,7 +1,7 @@
 """scores packed per chunk; model, revision, score type and instruction stored once
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0010
 Create Date: 2026-12-03 09:30:00
 
 One row per scored document (about 580 bytes with its indexes) becomes one float32 array per
@@ -23,7 +23,7 @@ from alembic import op
 
 
 revision = '0006'
-down_revision = '0005'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
@@ -69,6 +69,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['score_meta_id'], ['score_metas.id'], ),
     sa.PrimaryKeyConstraint('chunk_id')
     )
+    with op.batch_alter_table('job_chunks', schema=None) as batch_op:
+        batch_op.create_index('ix_job_chunks_job_request', ['job_id', 'request_idx'], unique=False)
     _convert_scores(op.get_bind())
     with op.batch_alter_table('scores', schema=None) as batch_op:
         batch_op.drop_index('ix_scores_job_request')
@@ -146,3 +148,5 @@ def downgrade() -> None:
         bind.execute(scores.insert(), rows)
     op.drop_table('chunk_scores')
     op.drop_table('score_metas')
+    with op.batch_alter_table('job_chunks', schema=None) as batch_op:
+        batch_op.drop_index('ix_job_chunks_job_request')
