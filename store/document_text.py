@@ -23,7 +23,8 @@ def text_hash(text: str) -> str:
 def hash_job_texts(session: Session, job_ids: Sequence[str]) -> int:
     """Hash the unflagged requests of these finished jobs (once per job); returns requests hashed."""
     jobs = list(session.scalars(select(Job.id).where(Job.id.in_(list(job_ids)), Job.finished_at.is_not(None),
-                                                     Job.texts_hashed_at.is_(None)).with_for_update()))
+                                                     Job.texts_hashed_at.is_(None))
+                              .order_by(Job.id).with_for_update()))  # in id order, as the saves lock jobs
     if not jobs:
         return 0
     flagged = set(session.execute(select(LowConfidenceCase.job_id, LowConfidenceCase.request_idx)

@@ -2,12 +2,17 @@
 
 Everything is deleted by id, in small batches (one short transaction each), so a sweep never
 holds the writers of the hot path for long. A job's data lives in the tables of JOB_OWNED_TABLES;
-a table that stores per-job rows is added there and nowhere else. The job row itself stays, with
+a table that stores per-job rows is added there and nowhere else (a table keyed by a job's chunk,
+as chunk_scores is, is found through its foreign key). The job row itself stays, with
 `expired_at` set, as a marker that answers 404 job_expired; markers go after
 RERANKQ_EXPIRED_MARKER_DAYS once no case refers to them.
 
-Model-level rows (drift_references, api_keys) belong to no job and are never deleted here. The jobs a
-drift reference window samples (store.drift.reference_job_ids) are kept past retention, unless forced.
+Model-level rows belong to no job and are never deleted here: drift_references, api_keys, and
+score_metas. A score_metas row is shared by every chunk scored the same way, and each worker process
+caches its id (store/packed_scores.py relies on a committed meta row never being deleted), so even an
+unreferenced one stays: a worker's next save would otherwise point at a missing row. There is one per
+way of scoring (model, revision, score type, instruction, degraded), not per job. The jobs a drift
+reference window samples (store.drift.reference_job_ids) are kept past retention, unless forced.
 """
 
 from __future__ import annotations
@@ -18,13 +23,37 @@ from typing import Collection, Optional, Sequence
 
 from sqlalchemy import Table, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from core.review_schemas import CaseStatus
-from store.tables import Job, JobChunk, JobRequest, LowConfidenceCase, Review, Score
+from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, Review
 
-# Every table holding rows that belong to one job, by a `job_id` column. Cases are not here: they have
-# their own retention (reviewers and label exports need them after the job is gone).
-JOB_OWNED_TABLES: tuple[Table, ...] = (Score.__table__, JobChunk.__table__, JobRequest.__table__)
+# Every table holding rows that belong to one job, in deletion order (children first): by a `job_id`
+# column, or by a foreign key to a table listed after it (chunk_scores.chunk_id -> job_chunks.id).
+# Cases are not here: they have their own retention (reviewers and label exports need them after the
+# job is gone).
+JOB_OWNED_TABLES: tuple[Table, ...] = (ChunkScores.__table__, JobChunk.__table__, JobRequest.__table__)
+# Every other table, and why retention leaves its rows alone (tests/store/test_retention.py checks that
+# each table of the schema is in one of the two).
+NOT_JOB_OWNED: dict[str, str] = {
+    "jobs": "the job row stays as an expiry marker (its own age: RERANKQ_EXPIRED_MARKER_DAYS)",
+    "low_confidence_cases": "case retention (RERANKQ_CASE_RETENTION_DAYS), kept until exported",
+    "reviews": "deleted with their case",
+    "score_metas": "shared by every chunk scored the same way; ids cached by the workers",
+    "drift_references": "one per model: its reference window",
+    "api_keys": "belong to tenants",
+}
+
+
+def rows_of_jobs(table: Table, job_ids) -> ColumnElement[bool]:
+    """The rows of a job-owned table that belong to `job_ids` (a list of ids, or a subquery of them)."""
+    if "job_id" in table.c:
+        return table.c.job_id.in_(job_ids)
+    for key in table.foreign_keys:
+        parent = key.column.table
+        if parent is not table and parent in JOB_OWNED_TABLES:
+            return key.parent.in_(select(key.column).where(rows_of_jobs(parent, job_ids)))
+    raise ValueError(f"{table.name}: no job_id column, nor a foreign key to a job-owned table")
 
 
 @dataclass
@@ -87,7 +116,7 @@ def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, report:
         return
     ids = list(job_ids)
     for table in JOB_OWNED_TABLES:
-        report.add_rows(table.name, session.execute(delete(table).where(table.c.job_id.in_(ids))).rowcount or 0)
+        report.add_rows(table.name, session.execute(delete(table).where(rows_of_jobs(table, ids))).rowcount or 0)
     session.execute(update(Job).where(Job.id.in_(ids), Job.expired_at.is_(None)).values(expired_at=now))
     report.jobs += len(ids)
 
@@ -100,7 +129,7 @@ def count_expirable_jobs(session: Session, finished_before: datetime, report: Re
     report.jobs += session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
     for table in JOB_OWNED_TABLES:
         report.add_rows(table.name, session.scalar(
-            select(func.count()).select_from(table).where(table.c.job_id.in_(ids))) or 0)
+            select(func.count()).select_from(table).where(rows_of_jobs(table, ids))) or 0)
 
 
 # --- cases and reviews ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from core.redis_keys import RETENTION_SWEEP_LOCK
 from store.db import session_scope
 from store.document_text import hash_job_texts, unhashed_finished_jobs
 from store.retention_pass import RetentionPolicy, run_pass
+from workers.grouped_store import committer
 
 log = logging.getLogger(__name__)
 LOCK_KEY = RETENTION_SWEEP_LOCK
@@ -89,8 +90,25 @@ def _hash_finished(settings, stop: threading.Event) -> None:
 
 
 def hash_texts_now(runtime, job_id: str) -> None:
-    """Hook for a finished job: with RERANKQ_KEEP_DOCUMENT_TEXT=false, hash its texts before anyone is told."""
-    if runtime.settings.keep_document_text:
+    """Hook for a finished job: with RERANKQ_KEEP_DOCUMENT_TEXT=false, hash its texts before anyone is told.
+
+    With RERANKQ_STORE_GROUP_COMMIT the hashing goes through the process's group committer, as the
+    saves do: the jobs finished by one forward pass are hashed in one transaction, by the one thread
+    that writes for this process. A failure is logged, not raised: the waiting clients are still told,
+    and the retention sweeper hashes what was missed."""
+    settings = runtime.settings
+    if settings.keep_document_text:
         return
-    with session_scope(runtime.settings.database_url) as session:
-        hash_job_texts(session, [job_id])
+    try:
+        if settings.store_group_commit:
+            committer(settings.database_url).run(_hash_group, job_id)
+        else:
+            with session_scope(settings.database_url) as session:
+                hash_job_texts(session, [job_id])
+    except Exception as error:  # noqa: BLE001 - the sweeper hashes it later
+        log.warning("hashing the texts of job %s failed (%s); the retention sweeper will", job_id, error)
+
+
+def _hash_group(session, job_ids) -> list[None]:
+    hash_job_texts(session, list(job_ids))
+    return [None] * len(job_ids)

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from commands.redis_server import free_port
 from store.db import session_scope
 from store.document_text import text_hash
-from store.retention import JOB_OWNED_TABLES
+from store.packed_scores import scored_pairs
+from store.retention import JOB_OWNED_TABLES, rows_of_jobs
 from store.retention_pass import RetentionPolicy, run_pass
 from store.tables import Job, JobRequest, LowConfidenceCase
 from tests.support.stack import make_stack
@@ -77,7 +78,7 @@ def test_unflagged_texts_are_hashed_when_the_job_finishes_and_flagged_ones_kept(
 
 
 def owned_rows(session, job_id: str) -> int:
-    return sum(session.scalar(select(func.count()).select_from(t).where(t.c.job_id == job_id))
+    return sum(session.scalar(select(func.count()).select_from(t).where(rows_of_jobs(t, [job_id])))
                for t in JOB_OWNED_TABLES)
 
 
@@ -130,9 +131,7 @@ def test_a_purge_during_live_load_loses_nothing_that_has_not_expired(retention_s
     with session_scope(url) as session:
         jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(list(seen))))}
         leftovers = {j: owned_rows(session, j) for j, job in jobs.items() if job.expired_at is not None}
-        whole = {j: session.scalar(select(func.count()).select_from(JOB_OWNED_TABLES[0])
-                                   .where(JOB_OWNED_TABLES[0].c.job_id == j))
-                 for j, job in jobs.items() if job.expired_at is None}
+        whole = {j: scored_pairs(session, j) for j, job in jobs.items() if job.expired_at is None}
     assert set(jobs) == set(seen), "accepted jobs are missing from the store"
     expired = [job for job in jobs.values() if job.expired_at is not None]
     too_young = [job.id for job in expired if job.expired_at - job.finished_at < timedelta(seconds=CHUNK_DEADLINE_S)]

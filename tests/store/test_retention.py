@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from core.settings import Settings
@@ -13,10 +14,10 @@ from store.document_text import hash_job_texts, text_hash
 from store.drift import set_reference, window_sample
 from store.jobs import get_job, job_view
 from store.label_export import iter_jsonl
-from store.retention import JOB_OWNED_TABLES
+from store.retention import JOB_OWNED_TABLES, NOT_JOB_OWNED, rows_of_jobs
 from store.retention_pass import RetentionPolicy, run_pass
 from store.reviews import save_review
-from store.tables import DriftReference, Job, JobRequest, LowConfidenceCase, Review, utcnow
+from store.tables import Base, DriftReference, Job, JobRequest, LowConfidenceCase, Review, ScoreMetaRow, utcnow
 from tests.store.test_jobs_and_work import new_job, request, score_all
 
 DAY = timedelta(days=1)
@@ -40,7 +41,7 @@ def finished_job(url: str, age: timedelta, n_docs: int = 3, rule=None, **kwargs)
 
 def owned_rows(url: str, job_id: str) -> dict[str, int]:
     with session_scope(url) as session:
-        return {t.name: session.scalar(select(func.count()).select_from(t).where(t.c.job_id == job_id))
+        return {t.name: session.scalar(select(func.count()).select_from(t).where(rows_of_jobs(t, [job_id])))
                 for t in JOB_OWNED_TABLES}
 
 
@@ -54,14 +55,35 @@ def test_finished_jobs_past_retention_lose_their_rows_and_become_markers(databas
 
     report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY))
 
-    assert report.jobs == 1 and report.rows == {"scores": 3, "job_chunks": 2, "job_requests": 1}
-    assert owned_rows(database_url, old) == {"scores": 0, "job_chunks": 0, "job_requests": 0}
+    assert report.jobs == 1 and report.rows == {"chunk_scores": 2, "job_chunks": 2, "job_requests": 1}
+    assert owned_rows(database_url, old) == {"chunk_scores": 0, "job_chunks": 0, "job_requests": 0}
     with session_scope(database_url) as session:
         assert get_job(session, old).expired_at is not None
         assert get_job(session, recent).expired_at is None and get_job(session, active).expired_at is None
         assert job_view(session, get_job(session, recent)).results[0].results  # untouched
     assert all(owned_rows(database_url, recent).values()) and owned_rows(database_url, active)["job_chunks"] == 2
     assert run_pass(database_url, RetentionPolicy(jobs=30 * DAY)).jobs == 0  # nothing left to do
+
+
+def test_every_table_is_job_owned_or_named_as_not_and_shared_score_metas_stay(database_url):
+    """A table added to the schema must be placed: deleted with its job, or named with the reason it is kept.
+    score_metas rows are shared by every job scored the same way (and cached by the workers): they stay,
+    even once no job refers to them."""
+    owned = {t.name for t in JOB_OWNED_TABLES}
+    assert not owned & set(NOT_JOB_OWNED)
+    assert owned | set(NOT_JOB_OWNED) == set(Base.metadata.tables)
+    a, b = finished_job(database_url, 40 * DAY), finished_job(database_url, 40 * DAY)
+    with session_scope(database_url) as session:
+        metas = session.scalar(select(func.count()).select_from(ScoreMetaRow))
+    assert metas == 1  # both jobs scored the same way: one shared row
+    report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY))
+    assert report.jobs == 2 and owned_rows(database_url, a) == owned_rows(database_url, b) == {
+        "chunk_scores": 0, "job_chunks": 0, "job_requests": 0}
+    with session_scope(database_url) as session:
+        assert session.scalar(select(func.count()).select_from(ScoreMetaRow)) == metas
+    fresh = finished_job(database_url, 1 * DAY)  # a worker's cached meta id still names a row
+    with session_scope(database_url) as session:
+        assert job_view(session, get_job(session, fresh)).results[0].results[0].relevance_score is not None
 
 
 def test_a_job_finished_within_the_settle_time_is_kept_whatever_the_age_asked(database_url):
@@ -77,7 +99,7 @@ def test_dry_run_counts_what_a_pass_then_deletes(database_url):
         finished_job(database_url, 40 * DAY, rule=always)
     policy = RetentionPolicy(jobs=30 * DAY, cases=30 * DAY)
     dry = run_pass(database_url, policy, dry_run=True)
-    assert (dry.jobs, dry.rows, dry.cases) == (3, {"scores": 9, "job_chunks": 6, "job_requests": 3}, 3)
+    assert (dry.jobs, dry.rows, dry.cases) == (3, {"chunk_scores": 6, "job_chunks": 6, "job_requests": 3}, 3)
     assert run_pass(database_url, policy, dry_run=True).lines() == dry.lines()  # it deleted nothing
     real = run_pass(database_url, policy)
     assert (real.jobs, real.rows, real.cases) == (dry.jobs, dry.rows, dry.cases)
@@ -231,3 +253,26 @@ def test_jobs_a_drift_reference_samples_are_kept_and_drift_references_are_never_
     with session_scope(database_url) as session:
         assert session.get(DriftReference, "m") is not None  # the model's row outlives every job
         assert window_sample(session, "m", now - 45 * DAY, now - 40 * DAY, "r1").scores == []
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_a_finished_job_is_hashed_by_the_worker_hook_through_either_save_path(database_url, group_commit):
+    """hash_texts_now runs where a worker tells a job's waiters: through the process's group committer
+    (RERANKQ_STORE_GROUP_COMMIT, as the saves) or in its own transaction; only a finished job is hashed."""
+    from types import SimpleNamespace
+
+    from workers.retention_sweep import hash_texts_now
+
+    settings = Settings(database_url=database_url, keep_document_text=False, store_group_commit=group_commit)
+    runtime = SimpleNamespace(settings=settings)
+    unfinished = new_job(database_url, [request(2)], chunk_pairs=2)
+    finished = new_job(database_url, [request(2)], chunk_pairs=2)
+    score_all(database_url, finished, 1)
+    for job_id in (unfinished, finished):
+        hash_texts_now(runtime, job_id)
+    with session_scope(database_url) as session:
+        texts = {r.job_id: (r.text_hashed, r.query) for r in session.scalars(select(JobRequest))}
+        assert get_job(session, finished).texts_hashed_at is not None
+        assert get_job(session, unfinished).texts_hashed_at is None
+    assert texts == {finished: (True, text_hash("q")), unfinished: (False, "q")}
+    hash_texts_now(SimpleNamespace(settings=Settings(database_url=database_url)), unfinished)  # kept by default

@@ -21,7 +21,8 @@ from sqlalchemy import insert, text
 from store.db import get_engine, session_scope
 from store.review_stats import overview, score_histogram
 from store.reviews import CaseQuery, facets, list_cases, review_counts, status_counts
-from store.tables import Job, LowConfidenceCase, Review, Score, utcnow
+from store.packed_scores import ScoreMeta, pack
+from store.tables import ChunkScores, Job, JobChunk, LowConfidenceCase, Review, ScoreMetaRow, utcnow
 
 N_CASES = 100_000
 CASES_PER_JOB = 5
@@ -34,7 +35,10 @@ def build_store(url: str, n_cases: int = N_CASES) -> None:
     """n_cases cases over a year, one job per CASES_PER_JOB cases, 40% of them reviewed or dismissed."""
     rng = random.Random(7)
     now = utcnow()
-    jobs, cases, reviews, scores = [], [], [], []
+    jobs, cases, reviews, chunks, scores = [], [], [], [], []
+    meta = ScoreMeta(model="m", model_revision="r", score_type="p", instruction=None)
+    metas = [dict(id=1, digest=meta.digest, model="m", model_revision="r", score_type="p", instruction=None,
+                  degraded=False)]
     for j in range(n_cases // CASES_PER_JOB):
         created = now - timedelta(seconds=rng.uniform(0, 365 * 86400))
         job_id = str(uuid.UUID(int=rng.getrandbits(128)))
@@ -51,8 +55,10 @@ def build_store(url: str, n_cases: int = N_CASES) -> None:
                               query=f"query {j} {r}", instruction=None, documents=[f"doc {i}" for i in range(4)],
                               scores=values, top_score=max(values), model="m", model_revision="r", score_type="p",
                               status=status, created_at=created))
-            scores.append(dict(job_id=job_id, request_idx=r, doc_index=0, score=values[0], model="m",
-                               model_revision="r", score_type="p", degraded=False, created_at=created))
+            chunk_id = len(chunks) + 1  # one chunk per request, its scores packed (store/packed_scores.py)
+            chunks.append(dict(id=chunk_id, job_id=job_id, chunk_idx=r, request_idx=r, doc_start=0, doc_end=4,
+                               status="done", attempts=1, finished_at=created))
+            scores.append(dict(chunk_id=chunk_id, score_meta_id=1, scores=pack(values)))
             if status != "open":
                 at = min(created + timedelta(hours=rng.uniform(0, 72)), now)
                 reviews.append(dict(case_id=case_id, reviewer="k1", reviewer_name="K",
@@ -60,12 +66,13 @@ def build_store(url: str, n_cases: int = N_CASES) -> None:
                                     decision=status, created_at=at, updated_at=at))
     engine = get_engine(url)
     with engine.begin() as connection:
-        for table, rows in ((Job, jobs), (LowConfidenceCase, cases), (Score, scores), (Review, reviews)):
+        for table, rows in ((Job, jobs), (LowConfidenceCase, cases), (ScoreMetaRow, metas), (JobChunk, chunks),
+                            (ChunkScores, scores), (Review, reviews)):
             for start in range(0, len(rows), 5000):
                 connection.execute(insert(table), rows[start:start + 5000])
         if engine.dialect.name == "postgresql":  # ids were given: move the sequence past them
-            connection.execute(text("SELECT setval('low_confidence_cases_id_seq', (SELECT max(id) FROM "
-                                    "low_confidence_cases))"))
+            for table in ("low_confidence_cases", "job_chunks", "score_metas"):
+                connection.execute(text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
@@ -184,9 +191,12 @@ def full_scans(url: str, plan_text: str, table: str) -> list[str]:
 def test_the_queue_and_overview_queries_use_indexes(big_store):
     from sqlalchemy import select
 
+    from store.retention import JOB_OWNED_TABLES, rows_of_jobs
     from store.reviews import SORTS, _filtered
 
     url = big_store
+    with session_scope(url) as session:
+        some_jobs = list(session.scalars(select(Job.id).limit(100)))
     now = utcnow()
     case = LowConfidenceCase
     statements = {
@@ -201,11 +211,20 @@ def test_the_queue_and_overview_queries_use_indexes(big_store):
                                               Job.finished_at < now - timedelta(days=30))
         .order_by(Job.finished_at, Job.id).limit(100),
     }
+    # The sweeper's deletes of a batch of jobs, as the rows they select (chunk_scores through job_chunks).
+    owned = {f"sweeper: {t.name}": select(text("1")).select_from(t).where(rows_of_jobs(t, some_jobs))
+             for t in JOB_OWNED_TABLES}
     problems = {}
     for name, statement in statements.items():
         plan_text = plan(url, statement)
         print(f"\n{name}:\n{plan_text}")
         scans = full_scans(url, plan_text, "low_confidence_cases") + full_scans(url, plan_text, "jobs")
+        if scans:
+            problems[name] = scans
+    for name, statement in owned.items():
+        plan_text = plan(url, statement)
+        print(f"\n{name}:\n{plan_text}")
+        scans = [line for t in JOB_OWNED_TABLES for line in full_scans(url, plan_text, t.name)]
         if scans:
             problems[name] = scans
     assert not problems, problems

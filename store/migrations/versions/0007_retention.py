@@ -1,7 +1,7 @@
 """retention: expired jobs, hashed texts, exported cases, and indexes for a big store
 
 Revision ID: 0007
-Revises: 0010
+Revises: 0006
 Create Date: 2026-12-03 09:30:00
 
 jobs.expired_at marks a job whose data retention deleted (the row answers 404 job_expired);
@@ -18,7 +18,7 @@ from alembic import op
 
 
 revision = '0007'
-down_revision = '0010'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
