@@ -15,28 +15,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from commands.processes import spawn_service, stop_process
 from commands.redis_server import start_redis
 from core.settings import Settings
 from store.migrate import upgrade
-
-
-def spawn_service(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    """`python -m rerankq <args>` in its own session, output to `log_path` (also used by `rerankq bench`)."""
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "rerankq", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:
-    """Signal, wait, and kill if it does not end in time."""
-    if process.poll() is not None:
-        return
-    process.send_signal(sig)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def run_local_stack(settings: Settings) -> int:
