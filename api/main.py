@@ -15,12 +15,14 @@ from api.deps import AppState
 from api.errors import install_error_handlers
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
+from core.secret_key_check import refuse_weak_secret
 from core.settings import Settings, get_settings
 from workers.queue import make_celery
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     settings = settings or get_settings()
+    refuse_weak_secret(settings)  # before anything listens: a guessable secret forges sessions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import AppState
 from api.errors import ApiError
+from api.idempotency import check_same_body, request_fingerprint
 from api.metrics import record_submission
 from api.served_models import resolve_model
 from core.schemas import RerankRequest
@@ -54,11 +55,12 @@ def submit(
     """Store and publish a job; returns (job id, status, created). A repeated idempotency key
     returns the first job and creates nothing."""
     settings = state.settings
+    fingerprint = request_fingerprint(requests, callback_url)  # the body as sent, before aliases resolve
     for request in requests:  # the job, its queue and its results name the served model, never an alias
         request.model = resolve_model(settings, request.model)
     model = requests[0].model or settings.served_model
     if idempotency_key:
-        existing = _existing(settings.database_url, owner, idempotency_key)
+        existing = _existing(settings.database_url, owner, idempotency_key, fingerprint)
         if existing is not None:
             return existing + (False,)
     admit(state, model)
@@ -71,8 +73,9 @@ def submit(
             _job, plans = create_job(session, job_id=job_id, requests=requests, model=model, queue=queue,
                                      chunk_pairs=settings.chunk_pairs, kind=kind, owner=owner,
                                      idempotency_key=idempotency_key, callback_url=callback_url)
+            _job.request_hash = fingerprint
     except IntegrityError:
-        existing = _existing(settings.database_url, owner, idempotency_key) if idempotency_key else None
+        existing = _existing(settings.database_url, owner, idempotency_key, fingerprint) if idempotency_key else None
         if existing is None:
             raise
         return existing + (False,)
@@ -88,7 +91,11 @@ def submit(
     return job_id, "queued", True
 
 
-def _existing(url: str, owner: Optional[str], key: str) -> Optional[tuple[str, str]]:
+def _existing(url: str, owner: Optional[str], key: str, fingerprint: str) -> Optional[tuple[str, str]]:
+    """The key's job (id, status) when it exists and was made from this body; 422 for another body."""
     with session_scope(url) as session:
         job = find_by_idempotency_key(session, owner, key)
-        return (job.id, job.status) if job else None
+        if job is None:
+            return None
+        check_same_body(key, job.request_hash, fingerprint, job.id)
+        return job.id, job.status

@@ -45,7 +45,13 @@ def api(
     """Serve the HTTP API against RERANKQ_REDIS_URL and RERANKQ_DATABASE_URL."""
     import uvicorn
 
+    from core.secret_key_check import secret_key_problem
+
     settings = _settings(host=host, port=port)
+    problem = secret_key_problem(settings, processes=workers)
+    if problem:
+        typer.echo(f"rerankq api: {problem}", err=True)
+        raise typer.Exit(2)
     uvicorn.run("api.main:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,
                 log_level="info", timeout_graceful_shutdown=10)
 

@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import AppState, StateDep
+from store.dashboard_sessions import revoke_session, session_revoked
 from store.db import session_scope
 from store.keys import ANONYMOUS, Principal
 from store.tables import ApiKey
@@ -105,9 +106,12 @@ def read_session(request: Request) -> DashboardSession:
     return signer(request).load(request.cookies.get(COOKIE)) or new_session()
 
 
-def principal_for_key(state: AppState, key_id: str) -> Optional[Principal]:
-    """The key's principal while it exists and is not revoked (checked on every page)."""
+def principal_for_key(state: AppState, key_id: str, sid: Optional[str] = None) -> Optional[Principal]:
+    """The key's principal while it exists and is not revoked, and the session `sid` was not logged
+    out (checked on every page)."""
     with session_scope(state.settings.database_url) as session:
+        if sid is not None and session_revoked(session, sid):
+            return None
         row = session.get(ApiKey, key_id)
         if row is None or row.revoked_at is not None:
             return None
@@ -119,7 +123,9 @@ async def viewer_or_none(request: Request, state: StateDep) -> Viewer:
     session = read_session(request)
     principal = ANONYMOUS if not state.settings.auth_enabled else None
     if principal is None and session.key_id:
-        principal = await run_in_threadpool(principal_for_key, state, session.key_id)
+        principal = await run_in_threadpool(principal_for_key, state, session.key_id, session.sid)
+        if principal is None:
+            session = new_session()  # logged out, or its key revoked: start over as a visitor
     if principal is None:
         principal = Principal(key_id=None, name="", tenant=None, scopes=frozenset())
     return Viewer(principal, session, signer(request).csrf_token(session), state.settings.auth_enabled)
@@ -134,6 +140,12 @@ async def reviewer(request: Request, viewer: Annotated[Viewer, Depends(viewer_or
 
 AnyViewerDep = Annotated[Viewer, Depends(viewer_or_none)]
 ReviewerDep = Annotated[Viewer, Depends(reviewer)]
+
+
+def end_session(state: AppState, session: DashboardSession) -> None:
+    """Logout: the session id is refused from now on, even with a copy of its cookie."""
+    with session_scope(state.settings.database_url) as db:
+        revoke_session(db, session.sid, session.expires)
 
 
 def attach(response: Response, request: Request, session: DashboardSession) -> Response:
