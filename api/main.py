@@ -13,6 +13,7 @@ from api import metrics
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.security_headers import SecurityHeadersMiddleware
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
 from core.secret_key_check import refuse_weak_secret
@@ -45,6 +46,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)  # outside the body limit: its 413s carry them too
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
     for module in (rerank, jobs, health, models, metrics, reviews):
         app.include_router(module.router)

@@ -52,8 +52,10 @@ def api(
     if problem:
         typer.echo(f"rerankq api: {problem}", err=True)
         raise typer.Exit(2)
+    trusted = settings.forwarded_allow_ips.strip()
     uvicorn.run("api.main:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,
-                log_level="info", timeout_graceful_shutdown=10)
+                log_level="info", timeout_graceful_shutdown=10, proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None)
 
 
 @app.command()

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
     secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start "
                             "(sessions then end on restart; set one shared value when running several API processes).")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1", description="Comma-separated addresses (or `*`) of TLS-terminating proxies whose "
+        "X-Forwarded-Proto/-For the API trusts, so the dashboard's session cookie gets the Secure flag behind "
+        "them. Empty: forwarded headers are ignored.",
+    )
     dashboard_session_hours: float = Field(12.0, gt=0, description="How long a dashboard login lasts.")
 
     # --- webhooks (off while no host is allowed) -----------------------------------------

@@ -4,12 +4,14 @@ id, and every page carries the security headers."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from contextlib import contextmanager
 
 import httpx
 import pytest
 
+from core.redis_server import free_port
 from tests.review.test_review_api import csrf_of
 from tests.support.stack import wait_job
 
@@ -102,3 +104,40 @@ def test_other_tenants_never_see_a_reviewers_key_id(review_stack, secured_review
         page = browser.get(f"/dashboard/cases/{tenant_job['case_id']}")
         assert page.status_code == 200 and "reviewer from another tenant" in page.text
         assert admin_id not in page.text
+
+
+def test_every_dashboard_page_carries_the_security_headers_and_no_inline_script(secured_review_api, tenant_job):
+    base, _keys = secured_review_api
+    with login(base, tenant_job["owner_key"]) as browser:
+        pages = ["/dashboard/login", "/dashboard/queue", "/dashboard/overview", "/dashboard/jobs",
+                 f"/dashboard/jobs/{tenant_job['job_id']}", f"/dashboard/cases/{tenant_job['case_id']}",
+                 "/dashboard/playground", "/dashboard/cases/999999999"]
+        for url in pages:
+            page = browser.get(url)
+            assert page.status_code in (200, 404), url
+            policy = page.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, url
+            assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0], url
+            assert page.headers["x-content-type-options"] == "nosniff", url
+            assert page.headers["referrer-policy"] == "same-origin", url
+            assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text), f"{url} has an inline script"
+            assert not re.search(r"\son[a-z]+\s*=", page.text), f"{url} has an inline event handler"
+        static = browser.get("/dashboard/static/dashboard.js")
+        assert static.headers["x-content-type-options"] == "nosniff"
+    with httpx.Client(base_url=base, timeout=60) as api:
+        assert api.get("/healthz").headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("trusted, secure", [("127.0.0.1", True), ("10.9.8.7", False)])
+def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(review_stack, trusted, secure):
+    port = free_port()
+    api = review_stack.extra_api(port, RERANKQ_AUTH_ENABLED="true", RERANKQ_FORWARDED_ALLOW_IPS=trusted)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as proxied:
+            answer = proxied.get("/dashboard/login", headers={"X-Forwarded-Proto": "https",
+                                                              "X-Forwarded-For": "203.0.113.9"})
+        cookie = answer.headers["set-cookie"]
+        assert cookie.startswith("rerankq_session=")
+        assert ("; secure" in cookie.lower()) is secure, cookie
+    finally:
+        api.stop()
