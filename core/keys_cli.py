@@ -52,3 +52,8 @@ def revoke(key_id: str = typer.Argument(..., help="The key id (the part after rr
         if not revoke_key(session, key_id):
             raise typer.BadParameter(f"no active key {key_id}", param_hint="KEY_ID")
     typer.echo(f"revoked {key_id}")
+
+
+from core.webhook_secret_cli import webhook_secret  # noqa: E402 - registered with the other key commands
+
+app.command("webhook-secret")(webhook_secret)

@@ -127,8 +127,9 @@ class Settings(BaseSettings):
         "", description="Comma-separated hosts a job's callback_url may name: `host`, `host:port` or `*.domain`. "
         "Empty: webhooks are off and a job with callback_url is refused (422).",
     )
-    webhook_secret: str = Field("", description="HMAC-SHA256 key signing deliveries (X-Rerankq-Signature); "
-                                "required when webhook_allowed_hosts is set.")
+    webhook_secret: str = Field("", description="HMAC-SHA256 key signing deliveries (X-Rerankq-Signature) of jobs "
+                                "without a tenant (access control off). With access control on, each tenant's own "
+                                "secret signs its jobs (`rerankq keys webhook-secret --tenant T`).")
     webhook_allow_private: bool = Field(
         False, description="Let callbacks reach loopback/private addresses (for receivers inside your network); "
         "off: such callbacks are refused.",
