@@ -111,7 +111,12 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(100_000, ge=1, description="Characters per document.")
     max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
-    max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
+    max_queue_depth: int = Field(10_000, ge=1, description="A model's queued and in-flight messages (with the "
+                                 "submits being admitted) at which submits get 429.")
+    max_tenant_pairs: int = Field(
+        250_000, ge=0, description="Pairs one tenant may have queued or being scored; a submit that would go "
+        "above it gets 429 (0: no quota). Keeps one tenant from filling the queue for everyone.",
+    )
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
     secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start "
                             "(sessions then end on restart; set one shared value when running several API processes).")

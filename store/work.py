@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.schemas import JobStatus
+from store.claim_lease import ChunkBusy, claim_remaining_s, release_claim, take_claim
 from store.jobs import ACTIVE
 from store.tables import Job, JobChunk, JobRequest, LowConfidenceCase, Score, utcnow
 
@@ -46,10 +47,13 @@ class ScoreMeta:
     degraded: bool = False
 
 
-def claim_chunk(session: Session, job_id: str, chunk_idx: int, max_attempts: int) -> Optional[ChunkWork]:
+def claim_chunk(session: Session, job_id: str, chunk_idx: int, max_attempts: int,
+                lease_s: float = 0.0) -> Optional[ChunkWork]:
     """Count a delivery and return the work, or None when there is nothing (left) to do.
 
     A chunk delivered more than `max_attempts` times (a worker died on it each time) fails its job.
+    A copy delivered while another delivery's claim (`lease_s` long) is live is no attempt: it raises
+    ChunkBusy (store/claim_lease.py).
     """
     job = session.get(Job, job_id)
     chunk = session.scalars(
@@ -57,7 +61,8 @@ def claim_chunk(session: Session, job_id: str, chunk_idx: int, max_attempts: int
     ).first()
     if job is None or chunk is None or job.status not in ACTIVE or chunk.status != "pending":
         return None
-    session.execute(update(JobChunk).where(JobChunk.id == chunk.id).values(attempts=JobChunk.attempts + 1))
+    if not take_claim(session, chunk.id, lease_s):
+        raise ChunkBusy(job_id, chunk_idx, claim_remaining_s(session, chunk.id))
     attempt = session.scalar(select(JobChunk.attempts).where(JobChunk.id == chunk.id))
     if attempt > max_attempts:
         _fail(session, job_id, chunk.id, f"chunk {chunk_idx} was delivered {attempt} times without finishing "
@@ -85,10 +90,11 @@ def claim_chunk(session: Session, job_id: str, chunk_idx: int, max_attempts: int
 
 
 def record_error(session: Session, job_id: str, chunk_idx: int, error: str) -> None:
-    """Remember why an attempt failed, for the final error message."""
+    """Remember why an attempt failed, for the final error message; the attempt's claim ends."""
     session.execute(
         update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.chunk_idx == chunk_idx).values(error=error[:2000])
     )
+    release_claim(session, job_id, chunk_idx)
 
 
 def fail_job(session: Session, job_id: str, chunk_idx: int, error: str) -> None:

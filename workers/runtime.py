@@ -18,7 +18,8 @@ from celery import Celery
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import mark_published, published_pending_chunks, unpublished_pending_chunks
+from store.jobs import published_pending_chunks, unpublished_pending_chunks
+from store.publish_claim import claim_publication, undo_publication
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
@@ -87,16 +88,25 @@ class WorkerRuntime:
                     log.warning("sweep failed: %s", error)
 
     def sweep_unpublished(self) -> int:
-        """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
+        """Publish jobs the API accepted but never handed to the broker. Each job is marked published
+        before it is published, conditionally, so of several sweeping workers only one publishes it."""
         cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
         with session_scope(self.settings.database_url) as session:
             jobs = unpublished_pending_chunks(session, cutoff)
+        published = 0
         for job_id, (queue, chunks) in jobs.items():
-            publish_chunks(self.app, job_id, chunks, queue)
             with session_scope(self.settings.database_url) as session:
-                mark_published(session, job_id)
+                if not claim_publication(session, job_id):
+                    continue  # another sweeper (or the API, late) has it
+            try:
+                publish_chunks(self.app, job_id, chunks, queue)
+            except Exception:
+                with session_scope(self.settings.database_url) as session:
+                    undo_publication(session, job_id)
+                raise
+            published += 1
             log.warning("re-published job %s (%d chunks) that was never published", job_id, len(chunks))
-        return len(jobs)
+        return published
 
     def sweep_lost(self) -> int:
         """Publish again the pending chunks of published jobs when the broker holds no message at
