@@ -16,23 +16,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.queue import model_key, queues_for
-from workers.unacked import unacked_for_queues
 
 RESERVATION_TTL_S = 60.0
 
-# KEYS: the model's queue lists (with kombu's priority lists), then the reservations sorted set.
-# ARGV: in-flight count, limit, messages to reserve, member, now, ttl.
+# KEYS: the model's queue lists (with kombu's priority lists), kombu's unacked hash, the reservations
+# sorted set. ARGV: limit, member, now, ttl, then the model's queue names. An unacked entry is
+# `[payload, exchange, routing_key]`: only its tail is read, for the routing key (as workers/unacked.py).
 _ADMIT = """
-local reservations = KEYS[#KEYS]
-local now, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', reservations, '-inf', now - ttl)
-local depth = tonumber(ARGV[1])
-for i = 1, #KEYS - 1 do depth = depth + redis.call('LLEN', KEYS[i]) end
-for _, member in ipairs(redis.call('ZRANGE', reservations, 0, -1)) do
-  depth = depth + tonumber(string.match(member, ':(%d+)$'))
+local n = #KEYS
+local unacked, reservations = KEYS[n - 1], KEYS[n]
+local limit, member, now, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local wanted = {}
+for i = 5, #ARGV do wanted[ARGV[i]] = true end
+local depth = 0
+for i = 1, n - 2 do depth = depth + redis.call('LLEN', KEYS[i]) end
+for _, entry in ipairs(redis.call('HVALS', unacked)) do
+  local routing_key = string.match(string.sub(entry, -400), ',%s*"([^",]*)"%s*%]%s*$')
+  if routing_key == nil or wanted[routing_key] then depth = depth + 1 end
 end
-if depth >= tonumber(ARGV[2]) then return {0, depth} end
-redis.call('ZADD', reservations, now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', reservations, '-inf', now - ttl)
+for _, reserved in ipairs(redis.call('ZRANGE', reservations, 0, -1)) do
+  depth = depth + tonumber(string.match(reserved, ':(%d+)$'))
+end
+if depth >= limit then return {0, depth} end
+redis.call('ZADD', reservations, now, member)
 redis.call('EXPIRE', reservations, math.ceil(ttl))
 return {1, depth}
 """
@@ -58,9 +65,11 @@ def queue_keys(model: str) -> list[str]:
 
 
 def try_admit(client: Any, model: str, messages: int, limit: int) -> tuple[bool, int, Reservation]:
-    """(admitted, depth seen, reservation to release once published)."""
-    in_flight = unacked_for_queues(client, queues_for(model))
+    """(admitted, depth seen, reservation to release once published), in one round trip."""
+    from kombu.transport.redis import Channel
+
     reservation = Reservation(reservations_key(model), f"{uuid.uuid4().hex}:{max(int(messages), 1)}")
-    admitted, depth = client.eval(_ADMIT, len(queue_keys(model)) + 1, *queue_keys(model), reservation.key,
-                                  in_flight, limit, messages, reservation.member, time.time(), RESERVATION_TTL_S)
+    script = client.register_script(_ADMIT)  # EVALSHA: the script text is sent once per connection pool
+    admitted, depth = script(keys=[*queue_keys(model), Channel.unacked_key, reservation.key],
+                             args=[limit, reservation.member, time.time(), RESERVATION_TTL_S, *queues_for(model)])
     return bool(admitted), int(depth), reservation
