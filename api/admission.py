@@ -15,13 +15,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from workers.queue import model_key, queues_for
+from core.queue import model_key, queues_for
+from core.redis_keys import admission_key
 
 RESERVATION_TTL_S = 60.0
 
 # KEYS: the model's queue lists (with kombu's priority lists), kombu's unacked hash, the reservations
 # sorted set. ARGV: limit, member, now, ttl, then the model's queue names. An unacked entry is
-# `[payload, exchange, routing_key]`: only its tail is read, for the routing key (as workers/unacked.py).
+# `[payload, exchange, routing_key]`: only its tail is read, for the routing key (as core/unacked.py).
 _ADMIT = """
 local n = #KEYS
 local unacked, reservations = KEYS[n - 1], KEYS[n]
@@ -55,7 +56,7 @@ class Reservation:
 
 
 def reservations_key(model: str) -> str:
-    return f"rerankq:admission:{model_key(model)}"
+    return admission_key(model_key(model))
 
 
 def queue_keys(model: str) -> list[str]:

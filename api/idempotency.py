@@ -12,7 +12,7 @@ import json
 from typing import Optional, Sequence
 
 from api.errors import ApiError
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 
 HEADER = "Idempotency-Key"
 

@@ -20,11 +20,11 @@ from api.errors import ApiError
 from api.idempotency import check_same_body, request_fingerprint
 from api.metrics import record_submission
 from api.served_models import resolve_model
-from core.schemas import RerankRequest
+from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published, plan_chunks
 from store.tenant_quota import lock_tenant, tenant_pending_pairs
-from workers.queue import BULK, INTERACTIVE, publish_chunks, queue_name
+from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def submit(
     finally:
         _release(state, reservation)
     record_submission(kind, model, requests)
-    return job_id, "queued", True
+    return job_id, JobStatus.queued.value, True
 
 
 def _existing(url: str, owner: Optional[str], key: str, fingerprint: str) -> Optional[tuple[str, str]]:

@@ -15,10 +15,11 @@ from typing import Callable, Optional
 import redis
 from celery import Celery
 
+from core.redis_keys import sweep_lost_lock_key
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import published_pending_chunks, unpublished_pending_chunks
+from store.pending_work import iter_pending_chunks, published_pending_jobs, unpublished_jobs
 from store.publish_claim import claim_publication, undo_publication
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
@@ -26,7 +27,7 @@ from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
-from workers.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
+from core.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
 from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
@@ -92,25 +93,29 @@ class WorkerRuntime:
         before it is published, conditionally, so of several sweeping workers only one publishes it."""
         cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
         with session_scope(self.settings.database_url) as session:
-            jobs = unpublished_pending_chunks(session, cutoff)
+            jobs = unpublished_jobs(session, cutoff)
         published = 0
-        for job_id, (queue, chunks) in jobs.items():
+        for job_id, queue in jobs.items():
             with session_scope(self.settings.database_url) as session:
                 if not claim_publication(session, job_id):
                     continue  # another sweeper (or the API, late) has it
+            chunk_count = 0
             try:
-                publish_chunks(self.app, job_id, chunks, queue)
+                for chunks in iter_pending_chunks(self.settings.database_url, job_id):
+                    publish_chunks(self.app, job_id, chunks, queue)
+                    chunk_count += len(chunks)
             except Exception:
                 with session_scope(self.settings.database_url) as session:
                     undo_publication(session, job_id)
                 raise
             published += 1
-            log.warning("re-published job %s (%d chunks) that was never published", job_id, len(chunks))
+            log.warning("re-published job %s (%d chunks) that was never published", job_id, chunk_count)
         return published
 
     def sweep_lost(self) -> int:
         """Publish again the pending chunks of published jobs when the broker holds no message at
-        all for this model (its queues and every worker's unacked set are empty): their messages
+        all for this model (its queues are empty and no unacked message was routed to them, whatever
+        other models' messages are in flight): their messages
         were lost, e.g. by a Redis that restarted without its append-only file or a failover to a
         replica that lagged. Duplicates are harmless; one worker per model sweeps at a time."""
         settings = self.settings
@@ -118,15 +123,17 @@ class WorkerRuntime:
         queues = [*queues_for(model), queue_name(model, FALLBACK_LANE)]
         if messages_in_flight(self.redis, queues):
             return 0
-        if not self.redis.set(f"rerankq:sweep-lost:{model_key(model)}", self.hostname, nx=True,
+        if not self.redis.set(sweep_lost_lock_key(model_key(model)), self.hostname, nx=True,
                               ex=max(1, int(settings.sweep_interval_s))):
             return 0
         cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)
         with session_scope(settings.database_url) as session:
-            lost = published_pending_chunks(session, queues_for(model), cutoff)
-        for job_id, (queue, chunks) in lost.items():
-            publish_chunks(self.app, job_id, chunks, queue)
-            log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks), job_id)
+            lost = published_pending_jobs(session, queues_for(model), cutoff)
+        for job_id, queue in lost.items():
+            for chunks in iter_pending_chunks(settings.database_url, job_id):
+                publish_chunks(self.app, job_id, chunks, queue)
+                log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks),
+                            job_id)
         return len(lost)
 
 

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from core.settings import Settings
-from workers.queue import make_celery, queues_for
+from core.queue import make_celery, queues_for
 
 pytestmark = pytest.mark.slow
 

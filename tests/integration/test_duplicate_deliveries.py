@@ -10,14 +10,14 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from core.settings import Settings
 from store.db import session_scope
 from store.jobs import create_job
 from store.tables import Job, JobChunk, Score
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.stack import wait_job, wait_until
-from workers.queue import make_celery, publish_chunks, queue_name
+from core.queue import make_celery, publish_chunks, queue_name
 from workers.runtime import WorkerRuntime
 
 pytestmark = pytest.mark.slow

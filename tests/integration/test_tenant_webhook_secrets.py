@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from rerankq.webhooks import verify_signature
 from tests.integration.test_webhooks_and_cache import SECRET, deliveries_for, features, receiver  # noqa: F401
 from tests.support.stack import wait_job, wait_until

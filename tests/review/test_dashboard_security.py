@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from tests.review.test_review_api import csrf_of
 from tests.support.stack import wait_job
 

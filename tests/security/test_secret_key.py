@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from core.local_stack import local_secret_key
-from core.redis_server import free_port
+from commands.local_stack import local_secret_key
+from commands.redis_server import free_port
 from core.secret_key_check import WeakSecretKey, secret_key_problem
 from core.settings import Settings
 

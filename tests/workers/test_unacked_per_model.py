@@ -7,7 +7,7 @@ import pytest
 
 from core.settings import Settings
 from tests.support.stack import RedisProcess
-from workers.queue import make_celery, messages_in_flight, publish_chunks, queues_for
+from core.queue import make_celery, messages_in_flight, publish_chunks, queues_for
 
 
 @pytest.fixture()
