@@ -6,18 +6,22 @@ scored successfully. A delivery now counts an attempt only when it takes the cla
 pending and nobody's claim is live. A copy that finds a live claim is not an attempt; it comes back
 when the claim would have expired (the chunk is then done, or its worker died and the copy takes over).
 
-The claim is taken in one conditional UPDATE, so two copies arriving together cannot both take it.
-It is released when an attempt fails (so its retry starts at once); a finished chunk is not pending.
+The claim is taken with the attempt, in the set-based claim's one conditional UPDATE
+(store/chunk_batch.py: `claimed_until` empty or past), so two copies arriving together, in one group
+or in two workers, cannot both take it. It is released when an attempt fails (so its retry starts
+at once); a finished chunk is not pending.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from typing import Optional, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from store.tables import JobChunk, utcnow
+from store.tables import JobChunk
+
+W = TypeVar("W")
 
 
 class ChunkBusy(Exception):
@@ -29,22 +33,11 @@ class ChunkBusy(Exception):
         self.retry_in_s = retry_in_s
 
 
-def take_claim(session: Session, chunk_id: int, lease_s: float) -> bool:
-    """Count an attempt and claim the chunk for `lease_s`, unless it is claimed (or no longer pending)."""
-    now = utcnow()
-    taken = session.execute(
-        update(JobChunk)
-        .where(JobChunk.id == chunk_id, JobChunk.status == "pending",
-               or_(JobChunk.claimed_until.is_(None), JobChunk.claimed_until <= now))
-        .values(attempts=JobChunk.attempts + 1, claimed_until=now + timedelta(seconds=lease_s))
-    )
-    return taken.rowcount == 1
-
-
-def claim_remaining_s(session: Session, chunk_id: int) -> float:
-    """Seconds until the live claim expires (at least 1, so a waiting copy never spins)."""
-    until = session.scalar(select(JobChunk.claimed_until).where(JobChunk.id == chunk_id))
-    return max(1.0, (until - utcnow()).total_seconds()) if until is not None else 1.0
+def raise_if_busy(claim: "Optional[W] | ChunkBusy") -> Optional[W]:
+    """A claim's work (or None): a ChunkBusy that a set-based claim returned for one chunk is raised."""
+    if isinstance(claim, ChunkBusy):
+        raise claim
+    return claim
 
 
 def release_claim(session: Session, job_id: str, chunk_idx: int) -> None:
