@@ -17,16 +17,19 @@ from api.deps import AppState
 from api.early_auth import EarlyAuthMiddleware
 from api.errors import install_error_handlers
 from api.job_waiters import JobWaiters
+from api.security_headers import SecurityHeadersMiddleware
 from api.wait_metrics import count_database_queries
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
 from api.url_text import UrlTextMiddleware
+from core.secret_key_check import refuse_weak_secret
 from core.settings import Settings, get_settings
 from core.queue import make_celery
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     settings = settings or get_settings()
+    refuse_weak_secret(settings)  # before anything listens: a guessable secret forges sessions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,6 +61,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(EarlyAuthMiddleware)
     app.add_middleware(UrlTextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outside every early refusal (413, 401, 422): they carry them too
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
     for module in (rerank, jobs, health, models, metrics, reviews):
         app.include_router(module.router)

@@ -14,32 +14,45 @@ from typing import Optional, Sequence
 import redis
 from sqlalchemy.exc import IntegrityError
 
+from api.admission import Reservation, try_admit
 from api.deps import AppState
 from api.errors import ApiError
+from api.idempotency import check_same_body, request_fingerprint
 from api.metrics import record_submission
 from api.served_models import resolve_model
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
-from store.jobs import create_job, find_by_idempotency_key, mark_published
-from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name, queues_for
+from store.jobs import create_job, find_by_idempotency_key, mark_published, plan_chunks
+from store.tenant_quota import lock_tenant, tenant_pending_pairs
+from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name
 
 log = logging.getLogger(__name__)
 
 
-def queue_depth(state: AppState, model: str) -> int:
-    return sum(int(state.redis.llen(q)) for q in queues_for(model))
-
-
-def admit(state: AppState, model: str) -> None:
-    """429 when the broker already holds more than RERANKQ_MAX_QUEUE_DEPTH messages."""
+def admit(state: AppState, model: str, messages: int) -> Reservation:
+    """429 when the model's queued and in-flight messages, with the submits admitted and not yet
+    published, reach RERANKQ_MAX_QUEUE_DEPTH; otherwise a reservation for this job's messages,
+    decided atomically (api/admission.py), to release once it is published."""
     limit = state.settings.max_queue_depth
     try:
-        depth = queue_depth(state, model)
+        admitted, depth, reservation = try_admit(state.redis, model, messages, limit)
     except redis.RedisError as error:
         raise ApiError(503, "broker_unavailable", f"the queue cannot be reached: {error}") from error
-    if depth >= limit:
-        raise ApiError(429, "overloaded", f"{depth} messages are queued (limit {limit}, RERANKQ_MAX_QUEUE_DEPTH); "
-                       "retry later", headers={"Retry-After": "2"})
+    if not admitted:
+        raise ApiError(429, "overloaded", f"{depth} messages are queued or in flight (limit {limit}, "
+                       "RERANKQ_MAX_QUEUE_DEPTH); retry later", headers={"Retry-After": "2"})
+    return reservation
+
+
+def check_tenant_quota(session, owner: Optional[str], limit: int) -> None:
+    """429 when the tenant's queued and running pairs, this job's included, exceed its quota."""
+    if owner is None or not limit:
+        return
+    pending = tenant_pending_pairs(session, owner)
+    if pending > limit:
+        raise ApiError(429, "tenant_quota_exceeded", f"this job would give tenant '{owner}' {pending} pairs queued "
+                       f"or being scored (limit {limit}, RERANKQ_MAX_TENANT_PAIRS); retry when some have finished",
+                       headers={"Retry-After": "2"})
 
 
 def submit(
@@ -54,41 +67,61 @@ def submit(
     """Store and publish a job; returns (job id, status, created). A repeated idempotency key
     returns the first job and creates nothing."""
     settings = state.settings
+    fingerprint = request_fingerprint(requests, callback_url)  # the body as sent, before aliases resolve
     for request in requests:  # the job, its queue and its results name the served model, never an alias
         request.model = resolve_model(settings, request.model)
     model = requests[0].model or settings.served_model
     if idempotency_key:
-        existing = _existing(settings.database_url, owner, idempotency_key)
+        existing = _existing(settings.database_url, owner, idempotency_key, fingerprint)
         if existing is not None:
             return existing + (False,)
-    admit(state, model)
     n_pairs = sum(len(r.documents) for r in requests)
     lane = INTERACTIVE if kind == "sync" or n_pairs <= settings.interactive_max_pairs else BULK
     queue = queue_name(model, lane)
     job_id = str(uuid.uuid4())
+    plans = plan_chunks(requests, settings.chunk_pairs)
+    reservation = admit(state, model, len(plans))
     try:
-        with session_scope(settings.database_url) as session:
-            _job, plans = create_job(session, job_id=job_id, requests=requests, model=model, queue=queue,
-                                     chunk_pairs=settings.chunk_pairs, kind=kind, owner=owner,
-                                     idempotency_key=idempotency_key, callback_url=callback_url)
-    except IntegrityError:
-        existing = _existing(settings.database_url, owner, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return existing + (False,)
-    try:
-        if settings.fault_publish_fails:
-            raise ConnectionError("publishing disabled by RERANKQ_FAULT_PUBLISH_FAILS")
-        publish_chunks(state.celery, job_id, [p.chunk_idx for p in plans], queue)
-        with session_scope(settings.database_url) as session:
-            mark_published(session, job_id)
-    except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
-        log.warning("publishing job %s failed (%s); the sweeper will publish it", job_id, error)
+        try:
+            with session_scope(settings.database_url) as session:
+                if owner is not None and settings.max_tenant_pairs:
+                    lock_tenant(session, owner)
+                _job, plans = create_job(session, job_id=job_id, requests=requests, model=model, queue=queue,
+                                         chunk_pairs=settings.chunk_pairs, kind=kind, owner=owner,
+                                         idempotency_key=idempotency_key, callback_url=callback_url)
+                _job.request_hash = fingerprint
+                check_tenant_quota(session, owner, settings.max_tenant_pairs)  # 429 rolls the job back
+        except IntegrityError:
+            existing = _existing(settings.database_url, owner, idempotency_key, fingerprint) if idempotency_key else None
+            if existing is None:
+                raise
+            return existing + (False,)
+        try:
+            if settings.fault_publish_fails:
+                raise ConnectionError("publishing disabled by RERANKQ_FAULT_PUBLISH_FAILS")
+            publish_chunks(state.celery, job_id, [p.chunk_idx for p in plans], queue)
+            with session_scope(settings.database_url) as session:
+                mark_published(session, job_id)
+        except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
+            log.warning("publishing job %s failed (%s); the sweeper will publish it", job_id, error)
+    finally:
+        _release(state, reservation)
     record_submission(kind, model, requests)
     return job_id, JobStatus.queued.value, True
 
 
-def _existing(url: str, owner: Optional[str], key: str) -> Optional[tuple[str, str]]:
+def _existing(url: str, owner: Optional[str], key: str, fingerprint: str) -> Optional[tuple[str, str]]:
+    """The key's job (id, status) when it exists and was made from this body; 422 for another body."""
     with session_scope(url) as session:
         job = find_by_idempotency_key(session, owner, key)
-        return (job.id, job.status) if job else None
+        if job is None:
+            return None
+        check_same_body(key, job.request_hash, fingerprint, job.id)
+        return job.id, job.status
+
+
+def _release(state: AppState, reservation: Reservation) -> None:
+    try:
+        reservation.release(state.redis)
+    except redis.RedisError as error:  # it expires on its own
+        log.warning("could not release an admission reservation: %s", error)

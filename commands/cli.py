@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from commands.keys import app as keys_app
+from commands.webhook_secret import webhook_secret
 from core.settings import Settings
 
 from commands.drift import app as drift_app
@@ -19,6 +20,7 @@ from commands.evaluate import eval_command
 from commands.purge import purge
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
+keys_app.command("webhook-secret")(webhook_secret)  # `rerankq keys webhook-secret --tenant T`
 app.add_typer(keys_app, name="keys")
 app.command("eval")(eval_command)
 app.add_typer(drift_app, name="drift")
@@ -54,9 +56,17 @@ def api(
     """Serve the HTTP API against RERANKQ_REDIS_URL and RERANKQ_DATABASE_URL."""
     import uvicorn
 
+    from core.secret_key_check import secret_key_problem
+
     settings = _settings(host=host, port=port)
+    problem = secret_key_problem(settings, processes=workers)
+    if problem:
+        typer.echo(f"rerankq api: {problem}", err=True)
+        raise typer.Exit(2)
+    trusted = settings.forwarded_allow_ips.strip()
     uvicorn.run("api.main:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,
-                log_level="info", timeout_graceful_shutdown=10)
+                log_level="info", timeout_graceful_shutdown=10, proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None)
 
 
 @app.command()

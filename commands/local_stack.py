@@ -7,6 +7,7 @@ Each part is a child process; Ctrl-C (or SIGTERM) stops the API first, then the 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,28 +16,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from commands.processes import spawn_service, stop_process
 from commands.redis_server import start_redis
 from core.settings import Settings
 from store.migrate import upgrade
-
-
-def spawn_service(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    """`python -m rerankq <args>` in its own session, output to `log_path` (also used by `rerankq bench`)."""
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "rerankq", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:
-    """Signal, wait, and kill if it does not end in time."""
-    if process.poll() is not None:
-        return
-    process.send_signal(sig)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def run_local_stack(settings: Settings) -> int:
@@ -58,7 +41,8 @@ def run_local_stack(settings: Settings) -> int:
         env = {**os.environ, "RERANKQ_DATA_DIR": str(data_dir), "RERANKQ_DATABASE_URL": settings.database_url,
                "RERANKQ_REDIS_URL": settings.redis_url, "RERANKQ_MODEL": settings.model,
                "RERANKQ_HOST": settings.host, "RERANKQ_PORT": str(settings.port),
-               "RERANKQ_AUTH_ENABLED": str(settings.auth_enabled).lower()}
+               "RERANKQ_AUTH_ENABLED": str(settings.auth_enabled).lower(),
+               "RERANKQ_SECRET_KEY": local_secret_key(settings)}
         worker = spawn_service(["worker"], env, data_dir / "worker.log")
         api = spawn_service(["api"], env, data_dir / "api.log")
         children += [worker, api]
@@ -72,6 +56,16 @@ def run_local_stack(settings: Settings) -> int:
         print("rerankq: stopping", flush=True)
         for process in reversed(children):
             stop_process(process)
+
+
+def local_secret_key(settings: Settings) -> str:
+    """The configured secret when it is a good one; otherwise a fresh random one for this run (the
+    API refuses placeholders such as `.env.example`'s, and one process needs no shared value)."""
+    from core.secret_key_check import secret_key_problem
+
+    if settings.secret_key and secret_key_problem(settings.model_copy(update={"auth_enabled": True})) is None:
+        return settings.secret_key
+    return secrets.token_urlsafe(32)
 
 
 def ports_in_use(ports: dict[int, str]) -> str:

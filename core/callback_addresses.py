@@ -9,6 +9,7 @@ again to somewhere else between the check and the request (DNS rebinding).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -17,19 +18,25 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Resolver = Callable[[str, int], list[str]]
 ALLOW_PRIVATE_SETTING = "RERANKQ_WEBHOOK_ALLOW_PRIVATE"
+log = logging.getLogger(__name__)
 
-# Checked in this order; the first that applies names the refusal.
-_KINDS = ("unspecified", "loopback", "link_local", "multicast", "reserved", "private")
+# Ranges some Python versions still call global but that reach other networks: 6to4 relays
+# (2002::/16 embeds any IPv4 address, internal ones included, and 192.88.99.0/24 is their anycast
+# relay) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48 translate to an embedded IPv4 address).
+_NOT_GLOBAL = tuple(ipaddress.ip_network(n) for n in ("2002::/16", "192.88.99.0/24", "64:ff9b::/96", "64:ff9b:1::/48"))
 
 
 def internal_kind(address: str) -> Optional[str]:
-    """`loopback`, `private`, ... when `address` is not a public unicast address, else None."""
+    """`not globally routable` when `address` is not a public unicast address, else None.
+
+    Everything that is not `is_global` is refused (private, loopback, link-local, carrier-grade NAT
+    100.64.0.0/10 with its cloud metadata addresses, reserved, ...), rather than a list of kinds
+    that misses the next range."""
     ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone id names no other host
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    for kind in _KINDS:
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
+    if not ip.is_global or ip.is_multicast or any(ip in network for network in _NOT_GLOBAL):
+        return "not globally routable"
     return None
 
 
@@ -56,10 +63,12 @@ def resolve_host(host: str, port: int, allow_private: bool, resolver: Resolver =
         return Resolution([], f"host '{host}' resolves to no address")
     if not allow_private:
         for address in addresses:
-            kind = internal_kind(address)
-            if kind:
-                return Resolution(addresses, f"host '{host}' resolves to {address}, a {kind} address; such "
-                                  f"callbacks are refused unless {ALLOW_PRIVATE_SETTING} is true")
+            if internal_kind(address):
+                # The message goes back to the caller: it names the rule, never the address, so it cannot
+                # be used to map what internal names resolve to. The address is logged for operators.
+                log.info("callback host %r refused: it resolves to %s, which is not globally routable", host, address)
+                return Resolution(addresses, f"host '{host}' resolves to an address that is not globally "
+                                  f"routable; such callbacks are refused unless {ALLOW_PRIVATE_SETTING} is true")
     return Resolution(addresses, None)
 
 

@@ -93,13 +93,16 @@ def publish_chunks(app: Celery, job_id: str, chunk_indices: Iterable[int], queue
 
 
 def messages_in_flight(client: Any, queues: Iterable[str]) -> int:
-    """Messages waiting in `queues` (every priority list kombu keeps for them) plus every message
-    delivered to any worker and not yet acked. 0 means the broker holds nothing for these queues."""
+    """Messages waiting in `queues` (every priority list kombu keeps for them) plus those of them
+    delivered to a worker and not yet acked. 0 means the broker holds nothing for these queues,
+    whatever it holds for other models' queues."""
     from kombu.transport.redis import Channel
 
+    from core.unacked import unacked_for_queues
+
+    queues = list(queues)
     pipe = client.pipeline(transaction=False)
     for queue in queues:
         for step in Channel.priority_steps:
             pipe.llen(f"{queue}{Channel.sep}{step}" if step else queue)
-    pipe.hlen(Channel.unacked_key)
-    return sum(int(n) for n in pipe.execute())
+    return sum(int(n) for n in pipe.execute()) + unacked_for_queues(client, queues)

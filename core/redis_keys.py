@@ -34,3 +34,8 @@ def callback_lease_key(job_id: str) -> str:
 def gpu_lease_key(gpu_id: str) -> str:
     """Held by the worker process that claimed this GPU."""
     return f"{PREFIX}:gpu:{gpu_id}"
+
+
+def admission_key(model_key: str) -> str:
+    """Sorted set of a model's admission reservations: submits admitted and not yet published."""
+    return f"{PREFIX}:admission:{model_key}"

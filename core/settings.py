@@ -123,7 +123,12 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(100_000, ge=1, description="Characters per document.")
     max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
-    max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
+    max_queue_depth: int = Field(10_000, ge=1, description="A model's queued and in-flight messages (with the "
+                                 "submits being admitted) at which submits get 429.")
+    max_tenant_pairs: int = Field(
+        250_000, ge=0, description="Pairs one tenant may have queued or being scored; a submit that would go "
+        "above it gets 429 (0: no quota). Keeps one tenant from filling the queue for everyone.",
+    )
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
     metrics_require_key: bool = Field(
         False, description="GET /metrics on the API requires a key with the metrics (or admin) scope, sent as "
@@ -131,6 +136,11 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start "
                             "(sessions then end on restart; set one shared value when running several API processes).")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1", description="Comma-separated addresses (or `*`) of TLS-terminating proxies whose "
+        "X-Forwarded-Proto/-For the API trusts, so the dashboard's session cookie gets the Secure flag behind "
+        "them. Empty: forwarded headers are ignored.",
+    )
     dashboard_session_hours: float = Field(12.0, gt=0, description="How long a dashboard login lasts.")
 
     # --- webhooks (off while no host is allowed) -----------------------------------------
@@ -138,8 +148,9 @@ class Settings(BaseSettings):
         "", description="Comma-separated hosts a job's callback_url may name: `host`, `host:port` or `*.domain`. "
         "Empty: webhooks are off and a job with callback_url is refused (422).",
     )
-    webhook_secret: str = Field("", description="HMAC-SHA256 key signing deliveries (X-Rerankq-Signature); "
-                                "required when webhook_allowed_hosts is set.")
+    webhook_secret: str = Field("", description="HMAC-SHA256 key signing deliveries (X-Rerankq-Signature) of jobs "
+                                "without a tenant (access control off). With access control on, each tenant's own "
+                                "secret signs its jobs (`rerankq keys webhook-secret --tenant T`).")
     webhook_allow_private: bool = Field(
         False, description="Let callbacks reach loopback/private addresses (for receivers inside your network); "
         "off: such callbacks are refused.",

@@ -24,6 +24,7 @@ class CallbackTarget:
     created_at: datetime
     finished_at: Optional[datetime]
     error: Optional[str]
+    owner: Optional[str] = None  # the tenant, whose own secret signs the delivery
 
 
 def callback_target(session: Session, job_id: str) -> Optional[CallbackTarget]:
@@ -32,7 +33,7 @@ def callback_target(session: Session, job_id: str) -> Optional[CallbackTarget]:
     if job is None or not job.callback_url or job.callback_status != PENDING or job.status in ACTIVE:
         return None
     return CallbackTarget(job.id, job.callback_url, job.callback_attempts or 0, job.status, job.created_at,
-                          job.finished_at, job.error)
+                          job.finished_at, job.error, job.owner)
 
 
 def record_attempt(session: Session, job_id: str, error: Optional[str], give_up: bool) -> str:

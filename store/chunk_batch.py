@@ -10,12 +10,14 @@ landed may move the chunk `pending -> done`; the job finishes once, under its ro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from datetime import timedelta
+from typing import Callable, Optional, Sequence, Union
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
+from store.claim_lease import ChunkBusy
 from store.jobs import ACTIVE
 from store.packed_scores import (ScoreMeta, StoredScore, insert_ignoring_duplicates, meta_ids, pack, scores_by_request,
                                  unpack)
@@ -33,10 +35,17 @@ CLAIMABLE = (
            _chunks.c.chunk_idx.in_(bindparam("chunk_idxs", expanding=True)),
            _chunks.c.status == "pending", _jobs.c.status.in_(ACTIVE))
 )
+_UNTIL = bindparam("until", type_=_chunks.c.claimed_until.type)
+# An attempt is counted only by the delivery that takes the chunk's claim (store/claim_lease.py): the
+# chunk is pending and no other delivery's claim is live.
 COUNT_ATTEMPT = (
-    update(_chunks).where(_chunks.c.id.in_(bindparam("ids", expanding=True)), _chunks.c.status == "pending")
-    .values(attempts=_chunks.c.attempts + 1).returning(_chunks.c.id, _chunks.c.attempts)
+    update(_chunks).where(_chunks.c.id.in_(bindparam("ids", expanding=True)), _chunks.c.status == "pending",
+                          or_(_chunks.c.claimed_until.is_(None), _chunks.c.claimed_until <= _NOW))
+    .values(attempts=_chunks.c.attempts + 1, claimed_until=_UNTIL).returning(_chunks.c.id, _chunks.c.attempts)
 )
+# The chunks a group could not claim (read only then): still pending means another delivery's claim is live.
+NOT_CLAIMED = select(_chunks.c.id, _chunks.c.status, _chunks.c.claimed_until).where(
+    _chunks.c.id.in_(bindparam("ids", expanding=True)))
 START_JOBS = (
     update(_jobs).where(_jobs.c.id.in_(bindparam("job_ids", expanding=True)), _jobs.c.status == JobStatus.queued.value)
     .values(status=JobStatus.running.value, started_at=_NOW)
@@ -101,9 +110,18 @@ class ChunkSave:
     rule: Optional[ConfidenceRule] = None  # flags the job this save finishes; save_chunks' rule when None
 
 
-def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts: int) -> list[Optional[ChunkWork]]:
+# What a claim gives for each key: the work, None when there is nothing (left) to do, or ChunkBusy
+# when another delivery's claim on the chunk is live (the message should come back later).
+Claim = Union[ChunkWork, ChunkBusy, None]
+
+
+def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts: int,
+                 lease_s: float = 0.0) -> list[Claim]:
     """Count a delivery of each (job_id, chunk_idx) and return its work, or None when there is
-    nothing (left) to do. A chunk delivered more than `max_attempts` times fails its job."""
+    nothing (left) to do. A chunk delivered more than `max_attempts` times fails its job.
+
+    Each counted delivery claims its chunk for `lease_s`; a copy arriving while a claim is live is no
+    attempt and gets a ChunkBusy (returned, not raised: the rest of the group is claimed)."""
     if not keys:
         return []
     wanted = set(keys)
@@ -113,7 +131,10 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
     chunks = {(row.job_id, row.chunk_idx): row for row in rows if (row.job_id, row.chunk_idx) in wanted}
     if not chunks:
         return [None] * len(keys)
-    attempts = dict(connection.execute(COUNT_ATTEMPT, dict(ids=[row.id for row in chunks.values()])).all())
+    now = utcnow()
+    attempts = dict(connection.execute(COUNT_ATTEMPT, dict(ids=[row.id for row in chunks.values()], now=now,
+                                                           until=now + timedelta(seconds=lease_s))).all())
+    busy = _busy(connection, {key: row for key, row in chunks.items() if row.id not in attempts}, now)
     claimed = {}
     for key, row in chunks.items():
         attempt = attempts.get(row.id)
@@ -126,7 +147,7 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
             continue
         claimed[key] = (row, attempt)
     if not claimed:
-        return [None] * len(keys)
+        return [busy.get(key) for key in keys]
     started = sorted({job_id for job_id, _ in claimed})
     connection.execute(START_JOBS, dict(job_ids=started, now=utcnow()))
     request_keys = {(row.job_id, row.request_idx) for row, _ in claimed.values()}
@@ -135,11 +156,16 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
             REQUESTS, dict(job_ids=started, request_idxs=sorted({idx for _, idx in request_keys})))
         if (r.job_id, r.request_idx) in request_keys
     }
-    works: list[Optional[ChunkWork]] = []
+    works: list[Claim] = []
+    taken: set[tuple[str, int]] = set()
     for key in keys:
-        if key not in claimed:
-            works.append(None)
+        if key in taken and lease_s > 0:  # a copy in the same group as the delivery that claimed it
+            works.append(ChunkBusy(key[0], key[1], max(1.0, lease_s)))
             continue
+        if key not in claimed:
+            works.append(busy.get(key))
+            continue
+        taken.add(key)
         row, attempt = claimed.pop(key)  # a key repeated in one group is claimed once
         request = requests[(row.job_id, row.request_idx)]
         works.append(ChunkWork(
@@ -149,6 +175,22 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
             chunk_id=row.id,
         ))
     return works
+
+
+def _busy(connection, unclaimed: dict, now) -> dict[tuple[str, int], ChunkBusy]:
+    """For the pending chunks whose claim was not taken: a ChunkBusy with the time left on the live
+    claim (read afresh; a chunk finished meanwhile is nothing to do, so not here)."""
+    if not unclaimed:
+        return {}
+    state = {row.id: row for row in connection.execute(NOT_CLAIMED, dict(ids=[r.id for r in unclaimed.values()]))}
+    found = {}
+    for key, row in unclaimed.items():
+        current = state.get(row.id)
+        if current is None or current.status != "pending":
+            continue
+        left = (current.claimed_until - now).total_seconds() if current.claimed_until is not None else 0.0
+        found[key] = ChunkBusy(key[0], key[1], max(1.0, left))
+    return found
 
 
 def fail_chunk(session: Session, job_id: str, chunk_id: Optional[int], error: str) -> None:

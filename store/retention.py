@@ -42,6 +42,8 @@ NOT_JOB_OWNED: dict[str, str] = {
     "score_metas": "shared by every chunk scored the same way; ids cached by the workers",
     "drift_references": "one per model: its reference window",
     "api_keys": "belong to tenants",
+    "tenant_webhook_secrets": "one per tenant",
+    "revoked_sessions": "one per logout, pruned by the next logout once expired (store/dashboard_sessions.py)",
 }
 
 

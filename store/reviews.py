@@ -191,7 +191,12 @@ def check_review(n_documents: int, labels: dict[int, int], best_index: Optional[
 
 def save_review(session: Session, case: LowConfidenceCase, *, reviewer: str, reviewer_name: str,
                 labels: dict[int, int], best_index: Optional[int], note: Optional[str], decision: str) -> Review:
-    """Insert or replace this reviewer's review (labels already checked), then update the case's status."""
+    """Insert or replace this reviewer's review (labels already checked), then update the case's status.
+
+    The case row is locked first, so reviews of one case are saved one after another and each
+    computes the status from every review committed before it: two concurrent reviews can no longer
+    each see only their own and leave "dismissed" over someone's "reviewed"."""
+    lock_case(session, case.id)
     reviewer, reviewer_name = clean_text(reviewer), clean_text(reviewer_name)
     values = dict(labels={str(k): int(v) for k, v in sorted(labels.items())}, best_index=best_index,
                   note=clean_text(note or "").strip() or None, decision=decision, reviewer_name=reviewer_name,
@@ -211,6 +216,11 @@ def save_review(session: Session, case: LowConfidenceCase, *, reviewer: str, rev
     case.exported_at = None  # changed labels: retention keeps the case until an export has them
     session.flush()
     return review
+
+
+def lock_case(session: Session, case_id: int) -> None:
+    """Row lock on the case until the transaction ends (PostgreSQL; SQLite has one writer anyway)."""
+    session.execute(select(LowConfidenceCase.id).where(LowConfidenceCase.id == case_id).with_for_update())
 
 
 def _own_review(session: Session, case_id: int, reviewer: str) -> Optional[Review]:

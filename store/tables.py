@@ -53,6 +53,8 @@ class Job(Base):
     n_pairs: Mapped[int] = mapped_column(Integer)
     owner: Mapped[Optional[str]] = mapped_column(String(64), index=True, nullable=True)
     idempotency_key: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    # SHA-256 of the submitted body: a repeated Idempotency-Key must come with the same body.
+    request_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     # Webhook delivery: pending | delivered | failed (None without callback_url).
     callback_status: Mapped[Optional[str]] = mapped_column(String(16), index=True, nullable=True)
@@ -111,6 +113,9 @@ class JobChunk(Base):
     doc_end: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Until when the delivery that counted the last attempt may still be working on the chunk: a copy
+    # of the message arriving before then is a duplicate, not a new attempt (store/claim_lease.py).
+    claimed_until: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
@@ -214,6 +219,26 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
+class RevokedSession(Base):
+    """A dashboard session ended by logout before its cookie expires (kept until then)."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class TenantWebhookSecret(Base):
+    """Each tenant's own webhook signing secret, so no tenant can sign deliveries for another.
+    Stored as is: the worker needs it to compute the HMAC."""
+
+    __tablename__ = "tenant_webhook_secrets"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DriftReference(Base):

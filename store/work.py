@@ -14,26 +14,31 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.chunk_batch import ChunkSave, ChunkWork, ConfidenceRule, claim_chunks, fail_chunk, flag_cases, save_chunks
+from store.claim_lease import ChunkBusy, raise_if_busy, release_claim
 from store.packed_scores import ScoreMeta
 from store.tables import JobChunk
 
-__all__ = ["ChunkWork", "ConfidenceRule", "ScoreMeta", "claim_chunk", "fail_job", "flag_cases", "record_error",
-           "save_scores"]
+__all__ = ["ChunkBusy", "ChunkWork", "ConfidenceRule", "ScoreMeta", "claim_chunk", "fail_job", "flag_cases",
+           "record_error", "save_scores"]
 
 
-def claim_chunk(session: Session, job_id: str, chunk_idx: int, max_attempts: int) -> Optional[ChunkWork]:
+def claim_chunk(session: Session, job_id: str, chunk_idx: int, max_attempts: int,
+                lease_s: float = 0.0) -> Optional[ChunkWork]:
     """Count a delivery and return the work, or None when there is nothing (left) to do.
 
     A chunk delivered more than `max_attempts` times (a worker died on it each time) fails its job.
+    A copy delivered while another delivery's claim (`lease_s` long) is live is no attempt: it raises
+    ChunkBusy (store/claim_lease.py).
     """
-    return claim_chunks(session, [(job_id, chunk_idx)], max_attempts)[0]
+    return raise_if_busy(claim_chunks(session, [(job_id, chunk_idx)], max_attempts, lease_s)[0])
 
 
 def record_error(session: Session, job_id: str, chunk_idx: int, error: str) -> None:
-    """Remember why an attempt failed, for the final error message."""
+    """Remember why an attempt failed, for the final error message; the attempt's claim ends."""
     session.execute(
         update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.chunk_idx == chunk_idx).values(error=error[:2000])
     )
+    release_claim(session, job_id, chunk_idx)
 
 
 def fail_job(session: Session, job_id: str, chunk_idx: int, error: str) -> None:

@@ -19,8 +19,8 @@ from core.redis_keys import sweep_lost_lock_key
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import mark_published
 from store.pending_work import iter_pending_chunks, published_pending_jobs, unpublished_jobs
+from store.publish_claim import claim_publication, undo_publication
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
@@ -91,23 +91,33 @@ class WorkerRuntime:
                     log.warning("sweep failed: %s", error)
 
     def sweep_unpublished(self) -> int:
-        """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
+        """Publish jobs the API accepted but never handed to the broker. Each job is marked published
+        before it is published, conditionally, so of several sweeping workers only one publishes it."""
         cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
         with session_scope(self.settings.database_url) as session:
             jobs = unpublished_jobs(session, cutoff)
+        published = 0
         for job_id, queue in jobs.items():
-            published = 0
-            for chunks in iter_pending_chunks(self.settings.database_url, job_id):
-                publish_chunks(self.app, job_id, chunks, queue)
-                published += len(chunks)
             with session_scope(self.settings.database_url) as session:
-                mark_published(session, job_id)
-            log.warning("re-published job %s (%d chunks) that was never published", job_id, published)
-        return len(jobs)
+                if not claim_publication(session, job_id):
+                    continue  # another sweeper (or the API, late) has it
+            chunk_count = 0
+            try:
+                for chunks in iter_pending_chunks(self.settings.database_url, job_id):
+                    publish_chunks(self.app, job_id, chunks, queue)
+                    chunk_count += len(chunks)
+            except Exception:
+                with session_scope(self.settings.database_url) as session:
+                    undo_publication(session, job_id)
+                raise
+            published += 1
+            log.warning("re-published job %s (%d chunks) that was never published", job_id, chunk_count)
+        return published
 
     def sweep_lost(self) -> int:
         """Publish again the pending chunks of published jobs when the broker holds no message at
-        all for this model (its queues and every worker's unacked set are empty): their messages
+        all for this model (its queues are empty and no unacked message was routed to them, whatever
+        other models' messages are in flight): their messages
         were lost, e.g. by a Redis that restarted without its append-only file or a failover to a
         replica that lagged. Duplicates are harmless; one worker per model sweeps at a time."""
         settings = self.settings

@@ -20,6 +20,7 @@ from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
 from models.base import Pair
 from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
+from store.claim_lease import ChunkBusy, claim_lease_s
 from store.db import session_scope
 from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
@@ -72,7 +73,10 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
     url = settings.database_url
     try:
         work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts,
-                                            settings.store_group_commit))
+                                            claim_lease_s(settings.chunk_deadline_s), settings.store_group_commit))
+    except ChunkBusy as busy:  # a copy of a message whose chunk another delivery is working on
+        log.info("%s", busy)
+        raise RetryChunk(busy, countdown=busy.retry_in_s) from busy
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
@@ -98,11 +102,11 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         notify(runtime, job_id)
 
 
-def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, grouped: bool = False):
+def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, lease_s: float, grouped: bool = False):
     if grouped:
-        return claim_grouped(url, job_id, chunk_idx, max_attempts)
+        return claim_grouped(url, job_id, chunk_idx, max_attempts, lease_s)
     with session_scope(url) as session:
-        return claim_chunk(session, job_id, chunk_idx, max_attempts)
+        return claim_chunk(session, job_id, chunk_idx, max_attempts, lease_s)
 
 
 def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime) -> bool:

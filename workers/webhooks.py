@@ -30,13 +30,16 @@ from core.settings import Settings
 from core.webhooks import callback_url_problem, host_and_port, parse_allowed_hosts, sign
 from store.callbacks import CallbackTarget, callback_target, pending_callbacks, record_attempt
 from store.db import session_scope
+from store.webhook_secrets import missing_secret_problem, signing_secret
 
 log = logging.getLogger(__name__)
 MAX_PAUSE_S = 600.0
 
 
 def webhooks_enabled(settings: Settings) -> bool:
-    return bool(parse_allowed_hosts(settings.webhook_allowed_hosts) and settings.webhook_secret)
+    """Some host may receive webhooks; each job's secret (its tenant's, or the shared one) is checked
+    when it is delivered."""
+    return bool(parse_allowed_hosts(settings.webhook_allowed_hosts))
 
 
 def deliver_later(runtime, job_id: str) -> None:
@@ -77,9 +80,10 @@ def deliver(settings: Settings, client: redis.Redis, job_id: str) -> Optional[st
         while True:
             with session_scope(settings.database_url) as session:
                 target = callback_target(session, job_id)
+                secret = signing_secret(session, target.owner, settings.webhook_secret) if target else None
             if target is None:
                 return None
-            error, final = post_summary(settings, target)
+            error, final = post_summary(settings, target, secret)
             give_up = final or (error is not None and target.attempts + 1 >= settings.webhook_max_attempts)
             with session_scope(settings.database_url) as session:
                 status = record_attempt(session, job_id, error, give_up)
@@ -112,8 +116,12 @@ def summary(settings: Settings, target: CallbackTarget) -> dict:
     }
 
 
-def post_summary(settings: Settings, target: CallbackTarget) -> tuple[Optional[str], bool]:
-    """One signed POST; returns (error or None, whether retrying is pointless)."""
+def post_summary(settings: Settings, target: CallbackTarget, secret: Optional[str] = None) -> tuple[Optional[str], bool]:
+    """One POST signed with `secret` (default: the shared RERANKQ_WEBHOOK_SECRET, for jobs without a
+    tenant); returns (error or None, whether retrying is pointless)."""
+    secret = secret if secret is not None else (settings.webhook_secret if target.owner is None else None)
+    if not secret:
+        return f"not delivered: {missing_secret_problem(target.owner)}", False
     problem = callback_url_problem(target.url, settings.webhook_allowed_hosts)
     if problem:
         return f"not delivered: callback_url {problem}", True
@@ -124,7 +132,7 @@ def post_summary(settings: Settings, target: CallbackTarget) -> tuple[Optional[s
     pinned = pin(target.url, resolution.addresses[0])
     body = json.dumps(summary(settings, target), separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "rerankq-webhooks",
-               **sign(settings.webhook_secret, body), **pinned.headers}
+               **sign(secret, body), **pinned.headers}
     try:
         with httpx.Client(trust_env=False, follow_redirects=False, timeout=settings.webhook_timeout_s) as http:
             response = http.post(pinned.url, content=body, headers=headers, extensions=pinned.extensions)

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.dashboard import case_page, export_page, jobs_page, login_page, overview_page, playground_page, queue_page
 from api.dashboard.render import DashboardError, error_page, redirect
-from api.dashboard.session import LoginRequired, Signer, Viewer, read_session, signer
+from api.dashboard.session import ANONYMOUS_TTL_S, LoginRequired, Signer, Viewer, read_session, signer
 from core.settings import Settings
 from store.keys import Principal
 
@@ -31,7 +31,8 @@ async def _dashboard_error(request: Request, exc: DashboardError):
 
 def install_dashboard(app: FastAPI, settings: Settings) -> None:
     """Add the pages, their static files and their error pages to `app`."""
-    app.state.dashboard_signer = Signer(settings.secret_key)
+    longest_s = max(settings.dashboard_session_hours * 3600, ANONYMOUS_TTL_S)  # no cookie outlives a login
+    app.state.dashboard_signer = Signer(settings.secret_key, max_age_s=longest_s)
     app.state.dashboard_settings = settings
     for module in PAGES:
         app.include_router(module.router)

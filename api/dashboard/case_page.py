@@ -15,6 +15,7 @@ from api.dashboard.session import ReviewerDep, Viewer
 from api.deps import AppState, StateDep
 from core.review_schemas import Decision
 from store.db import session_scope
+from store.reviewer_privacy import FOREIGN_NAME, foreign_reviewers
 from store.reviews import (
     ReviewInputError,
     case_reviews,
@@ -49,14 +50,16 @@ def _load(state: AppState, viewer: Viewer, case_id: int, filters: dict[str, str]
             raise DashboardError(404, "Case not found",
                                  f"There is no case #{case_id} (or it belongs to another tenant).")
         reviews = case_reviews(session, case.id)
+        foreign = foreign_reviewers(session, [r.reviewer for r in reviews], viewer.principal.owner_filter)
         open_left = status_counts(session, query).get("open", 0)
     mine = next((r for r in reviews if r.reviewer == me), None)
     others: dict[int, list[tuple[str, int]]] = {}
     for review in reviews:
         if review is not mine:
             for index, grade in review.labels.items():
-                others.setdefault(int(index), []).append((review.reviewer_name, grade))
-    return dict(case=case, documents=_documents(case), reviews=reviews, mine=mine, others=others, open_left=open_left)
+                name = FOREIGN_NAME if review.reviewer in foreign else review.reviewer_name
+                others.setdefault(int(index), []).append((name, grade))
+    return dict(case=case, documents=_documents(case), reviews=reviews, foreign=foreign, FOREIGN_NAME=FOREIGN_NAME, mine=mine, others=others, open_left=open_left)
 
 
 def _form_of(review) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from api.dashboard.job_pages import job_page, reloads
 from api.dashboard.render import DashboardError, page, redirect
+from api.dashboard.scopes import READ_JOBS, require_scope
 from api.dashboard.session import ReviewerDep
 from api.deps import StateDep
 from store.db import session_scope
@@ -19,6 +20,7 @@ router = APIRouter()
 
 @router.get("/dashboard/jobs", include_in_schema=False)
 def jobs(request: Request, viewer: ReviewerDep, state: StateDep):
+    require_scope(viewer, READ_JOBS, "the jobs page")
     wanted = (request.query_params.get("id") or "").strip()
     if wanted:
         return redirect(request, f"/dashboard/jobs/{quote(wanted, safe='')}", viewer)
@@ -29,6 +31,7 @@ def jobs(request: Request, viewer: ReviewerDep, state: StateDep):
 
 @router.get("/dashboard/jobs/{job_id}", include_in_schema=False)
 def job(job_id: str, request: Request, viewer: ReviewerDep, state: StateDep):
+    require_scope(viewer, READ_JOBS, "a job's results")
     wanted = request.query_params.get("offset", "0")
     offset = int(wanted) if wanted.isdigit() else 0
     with session_scope(state.settings.database_url) as session:

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import lookup_key
 from api.dashboard.render import check_csrf, page, redirect
-from api.dashboard.session import AnyViewerDep, attach, new_session
+from api.dashboard.session import AnyViewerDep, attach, end_session, new_session
 from api.deps import StateDep
 
 router = APIRouter()
@@ -46,7 +46,9 @@ async def login(request: Request, viewer: AnyViewerDep, state: StateDep):
 
 
 @router.post("/dashboard/logout", include_in_schema=False)
-async def logout(request: Request, viewer: AnyViewerDep):
+async def logout(request: Request, viewer: AnyViewerDep, state: StateDep):
     form = await request.form()
     check_csrf(request, viewer, form.get("csrf_token"))
+    if viewer.logged_in:
+        await run_in_threadpool(end_session, state, viewer.session)
     return attach(redirect(request, "/dashboard/login"), request, new_session())

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.dashboard.render import check_csrf, page, redirect
+from api.dashboard.scopes import READ_JOBS, require_scope
 from api.dashboard.session import ReviewerDep
 from api.deps import StateDep
 from api.errors import ApiError
@@ -37,6 +38,7 @@ def playground(request: Request, viewer: ReviewerDep, state: StateDep):
     detail = None
     form = EXAMPLE
     if job_id:
+        require_scope(viewer, READ_JOBS, "a job's results")
         with session_scope(state.settings.database_url) as session:
             detail = job_detail(session, job_id, viewer.principal.owner_filter, max_requests=1)
         if detail and detail.requests:

@@ -1,24 +1,30 @@
 """Dashboard sessions: a signed cookie naming an API key id, and CSRF tokens derived from it.
 
-The cookie holds `v1.<key id>.<expiry>.<session id>.<HMAC-SHA256>` and never the key's secret;
-each request re-reads the key, so revoking it ends the session at once. Every visitor gets a
-session (anonymous until login) so that every form, login included, carries a CSRF token.
+The cookie is an itsdangerous `URLSafeTimedSerializer` token (HMAC-SHA256, a key derived from
+RERANKQ_SECRET_KEY for this purpose only) of `[key id, session id, expiry]`; it never holds the
+key's secret. Each request re-reads the key, so revoking it ends the session at once, and a session
+ended by logout is refused server-side (store/dashboard_sessions.py) even with a copy of its cookie.
+Every visitor gets a session (anonymous until login) so that every form, login included, carries a
+CSRF token: the session id signed with another derived key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
 from fastapi import Depends, Request
+from itsdangerous import BadData
+from itsdangerous import Signer as TokenSigner
+from itsdangerous import URLSafeTimedSerializer
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import AppState, StateDep
+from store.dashboard_sessions import revoke_session, session_revoked
 from store.db import session_scope
 from store.keys import ANONYMOUS, Principal
 from store.tables import ApiKey
@@ -36,36 +42,47 @@ class DashboardSession:
     is_new: bool = False
 
 
+SESSION_SALT = "rerankq.dashboard.session"
+CSRF_SALT = "rerankq.dashboard.csrf"
+
+
 class Signer:
-    """Signs sessions and CSRF tokens with the app's secret (settings.secret_key, or random per process)."""
+    """Signs sessions and CSRF tokens with the app's secret (settings.secret_key, or random per process).
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret.encode() if secret else secrets.token_bytes(32)
+    `max_age_s` bounds a cookie's age from when it was signed, whatever expiry it names."""
 
-    def _mac(self, message: str) -> str:
-        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
+    def __init__(self, secret: str, max_age_s: Optional[float] = None) -> None:
+        key = secret.encode() if secret else secrets.token_bytes(32)
+        signer_kwargs = {"digest_method": hashlib.sha256}
+        self._sessions = URLSafeTimedSerializer(key, salt=SESSION_SALT, signer_kwargs=signer_kwargs)
+        self._csrf = TokenSigner(key, salt=CSRF_SALT, **signer_kwargs)
+        self._max_age_s = int(max_age_s) + 1 if max_age_s else None
 
     def dump(self, session: DashboardSession) -> str:
-        body = f"v1.{session.key_id or '-'}.{session.expires}.{session.sid}"
-        return f"{body}.{self._mac(body)}"
+        return self._sessions.dumps([session.key_id, session.sid, session.expires])
 
     def load(self, value: Optional[str], now: Optional[float] = None) -> Optional[DashboardSession]:
         """The session, or None when the cookie is missing, forged, malformed or expired."""
-        parts = (value or "").split(".")
-        if len(parts) != 5 or parts[0] != "v1":
+        if not value:
             return None
-        body, signature = ".".join(parts[:4]), parts[4]
-        if not hmac.compare_digest(self._mac(body), signature) or not parts[2].isdigit():
+        try:
+            payload = self._sessions.loads(value, max_age=self._max_age_s)
+        except BadData:  # a bad signature, a cookie too old, or not a token at all
             return None
-        if int(parts[2]) < (now or time.time()):
+        if (not isinstance(payload, list) or len(payload) != 3 or not isinstance(payload[0], str)
+                or not isinstance(payload[1], str) or not payload[1] or type(payload[2]) is not int):
             return None
-        return DashboardSession(sid=parts[3], key_id="" if parts[1] == "-" else parts[1], expires=int(parts[2]))
+        key_id, sid, expires = payload
+        if expires < (now or time.time()):
+            return None
+        return DashboardSession(sid=sid, key_id=key_id, expires=expires)
 
     def csrf_token(self, session: DashboardSession) -> str:
-        return self._mac(f"csrf.{session.sid}")
+        return self._csrf.get_signature(session.sid).decode("ascii")
 
     def csrf_ok(self, session: DashboardSession, token: Optional[str]) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token(session), token)
+        """Compared in constant time (itsdangerous' verify_signature)."""
+        return bool(token) and self._csrf.verify_signature(session.sid, token.encode("utf-8", "replace"))
 
 
 def new_session(key_id: str = "", ttl_s: float = ANONYMOUS_TTL_S) -> DashboardSession:
@@ -105,9 +122,12 @@ def read_session(request: Request) -> DashboardSession:
     return signer(request).load(request.cookies.get(COOKIE)) or new_session()
 
 
-def principal_for_key(state: AppState, key_id: str) -> Optional[Principal]:
-    """The key's principal while it exists and is not revoked (checked on every page)."""
+def principal_for_key(state: AppState, key_id: str, sid: Optional[str] = None) -> Optional[Principal]:
+    """The key's principal while it exists and is not revoked, and the session `sid` was not logged
+    out (checked on every page)."""
     with session_scope(state.settings.database_url) as session:
+        if sid is not None and session_revoked(session, sid):
+            return None
         row = session.get(ApiKey, key_id)
         if row is None or row.revoked_at is not None:
             return None
@@ -119,7 +139,9 @@ async def viewer_or_none(request: Request, state: StateDep) -> Viewer:
     session = read_session(request)
     principal = ANONYMOUS if not state.settings.auth_enabled else None
     if principal is None and session.key_id:
-        principal = await run_in_threadpool(principal_for_key, state, session.key_id)
+        principal = await run_in_threadpool(principal_for_key, state, session.key_id, session.sid)
+        if principal is None:
+            session = new_session()  # logged out, or its key revoked: start over as a visitor
     if principal is None:
         principal = Principal(key_id=None, name="", tenant=None, scopes=frozenset())
     return Viewer(principal, session, signer(request).csrf_token(session), state.settings.auth_enabled)
@@ -134,6 +156,12 @@ async def reviewer(request: Request, viewer: Annotated[Viewer, Depends(viewer_or
 
 AnyViewerDep = Annotated[Viewer, Depends(viewer_or_none)]
 ReviewerDep = Annotated[Viewer, Depends(reviewer)]
+
+
+def end_session(state: AppState, session: DashboardSession) -> None:
+    """Logout: the session id is refused from now on, even with a copy of its cookie."""
+    with session_scope(state.settings.database_url) as db:
+        revoke_session(db, session.sid, session.expires)
 
 
 def attach(response: Response, request: Request, session: DashboardSession) -> Response:

@@ -36,7 +36,7 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
     """Queue a job of one or more rerank requests; poll GET /v1/jobs/{id} for results."""
     settings = state.settings
     check_requests(body.requests, settings)
-    check_callback_url(body.callback_url, settings)
+    check_callback_url(body.callback_url, settings, principal.tenant)
     models = {resolve_model(settings, r.model) or settings.served_model for r in body.requests}
     served = accepted_names(settings, state.redis, [r.model for r in body.requests])
     for index, request in enumerate(body.requests):

@@ -17,6 +17,7 @@ from api.errors import ApiError
 from core.review_schemas import CaseDetail, CaseList, ReviewCreate
 from store.db import session_scope
 from store.label_export import iter_jsonl
+from store.reviewer_privacy import hide_foreign_reviewers
 from store.reviews import (
     MAX_PAGE_SIZE,
     CaseQuery,
@@ -75,7 +76,7 @@ def read(state: StateDep, principal: ReviewDep, case_id: int = CaseId):
     """One case: query, instruction, documents in model order with scores, and its reviews."""
     with session_scope(state.settings.database_url) as session:
         case = _case(session, case_id, principal.owner_filter)
-        return case_detail(case, case_reviews(session, case.id))
+        return _detail(session, case, principal)
 
 
 @router.post("/{case_id}", response_model=CaseDetail, operation_id="review_case",
@@ -91,7 +92,12 @@ def review(body: ReviewCreate, state: StateDep, principal: ReviewDep, case_id: i
             raise ApiError(422, "invalid_review", error.message, field=error.field, limit=error.limit) from error
         save_review(session, case, reviewer=reviewer, reviewer_name=reviewer_name, labels=labels,
                     best_index=body.best_index, note=body.note, decision=body.decision.value)
-        return case_detail(case, case_reviews(session, case.id))
+        return _detail(session, case, principal)
+
+
+def _detail(session, case, principal) -> CaseDetail:
+    """The case with its reviews; other tenants' reviewers (an admin, say) under a pseudonym."""
+    return hide_foreign_reviewers(session, case_detail(case, case_reviews(session, case.id)), principal.owner_filter)
 
 
 def _case(session, case_id: int, owner: Optional[str]):

@@ -23,7 +23,8 @@ import httpx
 import redis
 
 from commands.bench.workloads import Job, Workload
-from commands.local_stack import log_tail, spawn_service, stop_process
+from commands.local_stack import log_tail
+from commands.processes import spawn_service, stop_process
 from core.redis_keys import worker_key
 from commands.redis_server import free_port, start_redis, wait_for_port
 

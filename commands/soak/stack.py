@@ -13,7 +13,7 @@ from typing import Optional
 
 import httpx
 
-from commands.local_stack import spawn_service, stop_process
+from commands.processes import spawn_service, stop_process
 from commands.pg_cluster import PostgresCluster
 from commands.redis_server import free_port, start_redis, wait_for_port
 from store.migrate import upgrade

@@ -161,7 +161,8 @@ def test_allow_listed_loopback_callbacks_are_refused_without_allow_private(featu
                 body = response.json()
                 assert body["details"][0]["field"] == "callback_url"
                 assert body["message"].startswith(f"callback_url: host '{host}' resolves to ")
-                assert "loopback" in body["message"] and "RERANKQ_WEBHOOK_ALLOW_PRIVATE" in body["message"]
+                assert "not globally routable" in body["message"] and "RERANKQ_WEBHOOK_ALLOW_PRIVATE" in body["message"]
+                assert "127.0.0.1" not in body["message"].removeprefix(f"callback_url: host '{host}'")
     finally:
         api.stop()
 

@@ -23,7 +23,7 @@ from tests.support.stack import Stack, make_stack, secured_api, wait_job
 def review_stack(tmp_path_factory, tiny_qwen3) -> Stack:
     stack = make_stack(tmp_path_factory.mktemp("review-stack"), tiny_qwen3, RERANKQ_LOW_TOP_SCORE="1.1",
                        RERANKQ_LOW_MARGIN="1.1", RERANKQ_FLAT_SPREAD="0", RERANKQ_SYNC_TIMEOUT_S="60",
-                       RERANKQ_SECRET_KEY="review-tests-secret")
+                       RERANKQ_SECRET_KEY="review-tests-secret-" + "x7Kq2" * 6)
     try:
         stack.start_worker("reviewer")
         stack.start_api()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from unittest import mock
 from datetime import datetime, timedelta, timezone
+
+from itsdangerous.encoding import base64_encode
 
 from api.dashboard import charts
 from api.dashboard.login_page import safe_next
@@ -18,12 +22,25 @@ def test_session_round_trip_and_tampering():
     value = signer.dump(session)
     loaded = signer.load(value)
     assert (loaded.sid, loaded.key_id, loaded.expires) == (session.sid, "abc123", session.expires)
-    assert signer.load(value.replace("abc123", "ffffff")) is None  # another key id
+    payload, signed_at, signature = value.split(".")
+    other_key = base64_encode(json.dumps(["ffffff", session.sid, session.expires]).encode()).decode()
+    assert signer.load(f"{other_key}.{signed_at}.{signature}") is None  # another key id, same signature
     assert Signer("other").load(value) is None  # another secret
     assert signer.load(value, now=time.time() + 120) is None  # expired
     assert signer.load(None) is None and signer.load("v1.a.b") is None and signer.load("x" * 500) is None
     anonymous = signer.load(signer.dump(new_session()))
     assert anonymous.key_id == ""
+
+
+def test_session_cookie_is_an_itsdangerous_token_bounded_in_age():
+    session = new_session("abc123", ttl_s=3600)
+    value = Signer("s3cret").dump(session)
+    assert "abc123" not in value and value.count(".") == 2  # payload.timestamp.signature, URL-safe
+    assert Signer("s3cret", max_age_s=7200).load(value).key_id == "abc123"
+    with mock.patch("time.time", return_value=time.time() + 7300):  # signed more than max_age ago
+        assert Signer("s3cret", max_age_s=7200).load(value, now=0) is None
+    assert Signer("s3cret").load(Signer("s3cret").csrf_token(session)) is None  # a CSRF token is no cookie
+    assert not Signer("s3cret").csrf_ok(session, value)  # nor a cookie a CSRF token
 
 
 def test_csrf_token_is_bound_to_the_session():

@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 from alembic import command
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import MetaData, Table, inspect, text, update
 
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import get_engine, session_scope
 from store.job_details import job_detail
 from store.jobs import get_job, job_view, plan_chunks
 from store.migrate import alembic_config, upgrade
-from store.tables import utcnow
+from store.tables import Job, JobChunk, JobRequest
 
 OLD_ROW = ("INSERT INTO scores (job_id, request_idx, doc_index, score, model, model_revision, score_type, instruction,"
            " degraded, created_at) VALUES (:job, :req, :doc, :score, :model, :rev, :type, :inst, :degraded, :at)")
@@ -31,10 +31,11 @@ def old_store(request, tmp_path) -> str:
     return url
 
 
-def old_rows(session, table: str, rows: list[dict]) -> None:
-    """Insert into the table as the old store has it (reflected): today's models may have columns that
-    later migrations add."""
-    session.execute(Table(table, MetaData(), autoload_with=session.connection()).insert(), rows)
+def old_table(session, model) -> Table:
+    """`model`'s table with only the columns the store has now (types and defaults kept)."""
+    present = {column["name"] for column in inspect(session.connection()).get_columns(model.__tablename__)}
+    return Table(model.__tablename__, MetaData(), *(column._copy() for column in model.__table__.columns
+                                                    if column.name in present))
 
 
 def old_job(url: str, documents: list[list[str]], scored: dict[int, list[tuple]], finished: bool) -> str:
@@ -43,25 +44,26 @@ def old_job(url: str, documents: list[list[str]], scored: dict[int, list[tuple]]
     job_id = str(uuid.uuid4())
     requests = [RerankRequest(query=f"q{i}", documents=docs, instruction="Judge") for i, docs in enumerate(documents)]
     plans = plan_chunks(requests, 2)
-    status = JobStatus.succeeded.value if finished else JobStatus.running.value
     with session_scope(url) as session:
-        old_rows(session, "jobs", [dict(id=job_id, status=status, model="m", queue="q", kind="async",
-                                        n_requests=len(requests), n_chunks=len(plans),
-                                        n_pairs=sum(len(d) for d in documents), callback_attempts=0,
-                                        created_at=utcnow())])
-        old_rows(session, "job_requests", [dict(job_id=job_id, request_idx=i, query=r.query, instruction=r.instruction,
-                                                documents=r.document_texts(), return_documents=False)
-                                           for i, r in enumerate(requests)])
-        old_rows(session, "job_chunks", [dict(job_id=job_id, chunk_idx=p.chunk_idx, request_idx=p.request_idx,
-                                              doc_start=p.doc_start, doc_end=p.doc_end,
-                                              status="done" if p.chunk_idx in scored else "pending", attempts=0)
-                                         for p in plans])
+        # Rows with the old store's columns only: later migrations add columns the models already have.
+        jobs, job_requests, job_chunks = (old_table(session, table) for table in (Job, JobRequest, JobChunk))
+        session.execute(jobs.insert().values(id=job_id, status="queued", model="m", queue="q", n_requests=len(requests),
+                                             n_chunks=len(plans), n_pairs=sum(len(d) for d in documents)))
+        session.execute(job_requests.insert(), [dict(job_id=job_id, request_idx=i, query=r.query, instruction=r.instruction,
+                                                     documents=r.document_texts()) for i, r in enumerate(requests)])
+        session.execute(job_chunks.insert(), [dict(job_id=job_id, chunk_idx=p.chunk_idx, request_idx=p.request_idx,
+                                                   doc_start=p.doc_start, doc_end=p.doc_end) for p in plans])
         for plan in plans:
             for offset, (score, model, degraded) in enumerate(scored.get(plan.chunk_idx, [])):
                 session.execute(text(OLD_ROW), dict(
                     job=job_id, req=plan.request_idx, doc=plan.doc_start + offset, score=score, model=model,
                     rev="r1", type="p-yes", inst=None if degraded else "Judge", degraded=degraded,
                     at="2026-12-01 10:00:00"))
+            if plan.chunk_idx in scored:
+                session.execute(update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.chunk_idx == plan.chunk_idx)
+                                .values(status="done"))
+        status = JobStatus.succeeded.value if finished else JobStatus.running.value
+        session.execute(update(Job).where(Job.id == job_id).values(status=status))
     return job_id
 
 

@@ -197,6 +197,7 @@ def test_the_queue_and_overview_queries_use_indexes(big_store):
     url = big_store
     with session_scope(url) as session:
         some_jobs = list(session.scalars(select(Job.id).limit(100)))
+        filled = [t for t in JOB_OWNED_TABLES if session.scalar(select(text("1")).select_from(t).limit(1))]
     now = utcnow()
     case = LowConfidenceCase
     statements = {
@@ -211,9 +212,12 @@ def test_the_queue_and_overview_queries_use_indexes(big_store):
                                               Job.finished_at < now - timedelta(days=30))
         .order_by(Job.finished_at, Job.id).limit(100),
     }
-    # The sweeper's deletes of a batch of jobs, as the rows they select (chunk_scores through job_chunks).
+    # The sweeper's deletes of a batch of jobs, as the rows they select (chunk_scores through job_chunks);
+    # only the tables this store fills (it has no request rows: cases carry their own texts), as the
+    # planner rightly scans an empty table.
     owned = {f"sweeper: {t.name}": select(text("1")).select_from(t).where(rows_of_jobs(t, some_jobs))
-             for t in JOB_OWNED_TABLES}
+             for t in filled}
+    assert {t.name for t in filled} >= {"chunk_scores", "job_chunks"}
     problems = {}
     for name, statement in statements.items():
         plan_text = plan(url, statement)

@@ -21,6 +21,7 @@ import httpx
 import redis
 
 from core.redis_keys import WORKER_PATTERN
+from commands.processes import spawn_service
 from commands.redis_server import free_port, start_redis, wait_for_port
 from store.migrate import upgrade
 
@@ -69,9 +70,7 @@ class ServiceProcess:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> "ServiceProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "rerankq", *self.args], env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = spawn_service(self.args, self.env, self.log_path)
         return self
 
     @property

@@ -54,7 +54,7 @@ def test_a_loopback_receiver_is_refused_without_the_setting(receiver, host):
     port = receiver.server_address[1]
     error, final = post_summary(settings(port), target(f"http://{host}:{port}/hook"))
     assert error.startswith(f"not delivered: callback_url host '{host}' resolves to ")
-    assert "a loopback address" in error and "RERANKQ_WEBHOOK_ALLOW_PRIVATE" in error
+    assert "not globally routable" in error and "RERANKQ_WEBHOOK_ALLOW_PRIVATE" in error
     assert final  # retrying cannot make a loopback address public
     assert receiver.seen == []
 
