@@ -14,7 +14,7 @@ from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.dashboard import install_dashboard
-from api.routes import health, jobs, models, reviews, rerank
+from api.routes import compare, health, jobs, models, reviews, rerank
 from core.settings import Settings, get_settings
 from workers.queue import make_celery
 
@@ -44,7 +44,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
-    for module in (rerank, jobs, health, models, metrics, reviews):
+    for module in (rerank, jobs, health, models, compare, metrics, reviews):
         app.include_router(module.router)
     install_dashboard(app, settings)
     return app

@@ -18,6 +18,7 @@ from api.deps import AppState
 from api.errors import ApiError
 from api.metrics import record_submission
 from api.served_models import resolve_model
+from api.shadow import shadow_later
 from core.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published
@@ -85,6 +86,7 @@ def submit(
     except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
         log.warning("publishing job %s failed (%s); the sweeper will publish it", job_id, error)
     record_submission(kind, model, requests)
+    shadow_later(state, job_id, model, len(requests))  # a sampled copy per shadow model, off this thread
     return job_id, "queued", True
 
 

@@ -11,9 +11,11 @@ import typer
 from core.settings import Settings
 
 from core.keys_cli import app as keys_app
+from core.rescore_cli import rescore_command
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 app.add_typer(keys_app, name="keys")
+app.command("rescore")(rescore_command)
 
 
 def _settings(**overrides) -> Settings:

@@ -20,6 +20,7 @@ from core.schemas import (
     RerankResponse,
     RerankResult,
 )
+from store.query_keys import query_key
 from store.tables import Job, JobChunk, JobRequest, Score, utcnow
 
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
@@ -84,6 +85,7 @@ def create_job(
             top_n=r.top_n,
             return_documents=r.return_documents,
             max_tokens_per_doc=r.max_tokens_per_doc,
+            query_key=query_key(r.query),
         )
         for i, r in enumerate(requests)
     )

@@ -169,5 +169,7 @@ def flag_cases(session: Session, job_id: str, rule: ConfidenceRule) -> int:
             score_type=first.score_type, status="open", created_at=utcnow(),
         ))
     if rows:
-        _insert_ignoring_duplicates(session, LowConfidenceCase.__table__, rows)
+        from store.case_repeats import insert_cases  # identical requests collapse into one case
+
+        insert_cases(session, rows, lambda table, values: _insert_ignoring_duplicates(session, table, values))
     return len(rows)
