@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from store.job_details import job_detail
 from store.query_keys import query_key
 from store.shadow_jobs import COPY_KINDS
-from store.tables import Job, JobRequest, LowConfidenceCase, ShadowLink, utcnow
+from store.tables import CaseRepeat, Job, JobRequest, LowConfidenceCase, ShadowLink, utcnow
 
 VALUE_SORT = "value"
 MAX_CANDIDATES = 5000  # open cases valued per page view; the newest ones when there are more
@@ -92,13 +92,19 @@ def seen_counts(session: Session, keys: set[str], days: float) -> dict[str, int]
 
 
 def shadow_disagreement(session: Session, cases: Sequence[LowConfidenceCase]) -> dict[int, tuple[float, str]]:
-    """Per case: the largest disagreement of a shadow model that scored its request, and that model."""
+    """Per case: the largest disagreement of a shadow model that scored its request (or one of its
+    identical repeats), and that model."""
     from core.model_comparison import disagreement
     from store.model_compare import PairedRequest, Scoring
 
     keys = {(c.job_id, c.request_idx): c for c in cases}
     if not keys:
         return {}
+    by_id = {c.id: c for c in cases}
+    for case_id, job_id, request_idx in session.execute(
+            select(CaseRepeat.case_id, CaseRepeat.job_id, CaseRepeat.request_idx)
+            .where(CaseRepeat.case_id.in_(list(by_id)))):
+        keys[(job_id, request_idx)] = by_id[case_id]
     links = session.execute(
         select(ShadowLink.source_job_id, ShadowLink.source_request_idx, ShadowLink.job_id, ShadowLink.request_idx)
         .join(Job, Job.id == ShadowLink.job_id)

@@ -17,7 +17,11 @@ from store.model_compare import paired_requests
 from workers.confidence import ConfidenceRules
 
 router = APIRouter(tags=["models"])
-ModelSpec = Query(..., min_length=1, max_length=300, description="A model name, or `name@revision`.")
+
+
+def model_spec(role: str):
+    """A fresh Query per parameter (FastAPI keeps the parameter's name on the Query object it is given)."""
+    return Query(..., min_length=1, max_length=300, description=f"The {role}: a model name, or `name@revision`.")
 
 
 class ModelFiguresView(BaseModel):
@@ -50,8 +54,8 @@ def comparison(state, baseline: str, candidate: str, limit: int, owner: Optional
 
 
 @router.get("/v1/models/compare", response_model=ComparisonView, operation_id="compare_models")
-async def compare_models(state: StateDep, principal: ReviewDep, baseline: str = ModelSpec,
-                         candidate: str = ModelSpec,
+async def compare_models(state: StateDep, principal: ReviewDep, baseline: str = model_spec("baseline"),
+                         candidate: str = model_spec("candidate"),
                          limit: int = Query(2000, ge=1, le=20000, description="Latest requests compared.")):
     """Top-1 agreement, Kendall tau, nDCG@10 on reviewed cases, low-confidence rate and p95 latency of two
     models over the requests both scored (shadow traffic and `rerankq rescore`). Scope `review` or `admin`."""
