@@ -22,7 +22,8 @@ def _day(moment: datetime) -> datetime:
     return datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
 
 
-def timeline(pairs: Sequence, baseline: str, candidate: str) -> Timeline:
+def timeline(pairs: Sequence, baseline: str, candidate: str, short=lambda name: name) -> Timeline:
+    """`short` shortens model names for the chart's legend."""
     days = sorted({_day(p.created_at) for p in pairs})
     index = {day: i for i, day in enumerate(days)}
     agree: list[list[float]] = [[] for _ in days]
@@ -38,7 +39,7 @@ def timeline(pairs: Sequence, baseline: str, candidate: str) -> Timeline:
         per_query = ndcg_per_request(pairs, side)
         for p in pairs:
             if qid(p) in per_query:
-                label = f"{name} @ {getattr(p, side).revision[:12]}"
+                label = f"{short(name)} @ {getattr(p, side).revision[:12]}"
                 ndcg.setdefault(label, [[] for _ in days])[index[_day(p.created_at)]].append(per_query[qid(p)])
     return Timeline(days, [mean(a) for a in agree], [mean(t) for t in taus],
                     {label: [mean(v) for v in values] for label, values in ndcg.items()})

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from api.dashboard import charts
-from api.dashboard.render import page
+from api.dashboard.render import page, short_model
 from api.dashboard.session import ReviewerDep
 from api.deps import StateDep
 from api.routes.compare import comparison
@@ -39,7 +39,7 @@ def _load(state, owner, params):
     others = [m for m in models if m != baseline]
     candidate = (params.get("candidate") or (others[0] if others else baseline))[:300]
     pairs, result = comparison(state, baseline, candidate, 2000, owner)
-    line = timeline(pairs, baseline, candidate)
+    line = timeline(pairs, baseline, candidate, short_model)
     plots = dict(
         ndcg=charts.time_chart(line.days, [charts.Series(label, values, COLORS[i % len(COLORS)])
                                            for i, (label, values) in enumerate(sorted(line.ndcg.items()))],

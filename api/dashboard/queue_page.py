@@ -20,7 +20,7 @@ router = APIRouter()
 
 STATUSES = ("open", "reviewed", "dismissed", "all")
 FILTER_KEYS = ("status", "reason", "model", "since", "until", "q", "sort")
-SORT_LABELS = {VALUE_SORT: "Most useful first", "newest": "Newest first", "oldest": "Oldest first", "lowest": "Lowest top score",
+SORT_LABELS = {VALUE_SORT: "Most useful", "newest": "Newest first", "oldest": "Oldest first", "lowest": "Lowest top score",
                "highest": "Highest top score"}
 
 

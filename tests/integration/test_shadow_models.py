@@ -20,6 +20,7 @@ from core.redis_server import free_port
 from store.db import session_scope
 from store.tables import CaseRepeat, Job, LowConfidenceCase, ShadowLink
 from tests.conftest import make_stack
+from tests.review.test_dashboard_browser import browser, page, shot  # noqa: F401 - fixtures
 from tests.support.stack import Stack, wait_until
 from workers.confidence import ConfidenceRules
 
@@ -34,6 +35,7 @@ class ShadowStack:
     plain_url: str  # an API without shadow models, for the unshadowed answers
     primary: str
     answers: list[dict] = field(default_factory=list)  # per request: body, plain, shadowed, latency, copy state
+    grades: dict[str, dict[str, int]] = field(default_factory=dict)  # shadowed job id -> the labels reviewed
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,7 @@ def shadowed(tmp_path_factory, tiny_qwen3, tiny_cross_encoder):
         plain = stack.extra_api(plain_port, RERANKQ_LOW_TOP_SCORE="0.5")
         result = ShadowStack(stack, f"http://127.0.0.1:{plain_port}", str(tiny_qwen3))
         send_traffic(result)
+        review_three(result)
         yield result
         plain.stop()
     finally:
@@ -83,6 +86,19 @@ def send_traffic(shadowed: ShadowStack) -> None:
     for answer in shadowed.answers:
         wait_until(lambda: [c.status for c in copies_of(url, answer["shadowed"]["id"])] == ["succeeded"], 120,
                    "the shadow copy", interval_s=0.2)
+
+
+def review_three(shadowed: ShadowStack) -> None:
+    """Review the cases of the first three requests (made by the identical plain request before each, which
+    the shadowed one repeats): their labels are the nDCG judgments."""
+    with shadowed.stack.client() as client:
+        for n, answer in enumerate(shadowed.answers[:3]):
+            [case] = client.get("/v1/reviews", params={"q": answer["plain"]["id"], "status": "all"}).json()["items"]
+            assert case["repeats"] == 2
+            labels = {str(i): (i + n) % 4 for i in range(len(answer["body"]["documents"]))}
+            saved = client.post(f"/v1/reviews/{case['id']}", json={"labels": labels, "decision": "reviewed"})
+            assert saved.status_code == 200, saved.text
+            shadowed.grades[answer["shadowed"]["id"]] = labels
 
 
 def ranking(response: dict) -> list[int]:
@@ -140,18 +156,8 @@ def scores_of(client: httpx.Client, job_id: str) -> tuple[list[float], float]:
 def test_compare_endpoint_equals_figures_from_the_stored_results(shadowed):
     url = shadowed.stack.database_url
     primary_jobs = [a["shadowed"]["id"] for a in shadowed.answers] + [a["plain"]["id"] for a in shadowed.answers]
+    grades = shadowed.grades
     with shadowed.stack.client() as client:
-        # Review three of the shadowed requests' cases (made by the identical plain request before them, see
-        # above): their labels are the nDCG judgments.
-        grades = {}
-        for n, answer in enumerate(shadowed.answers[:3]):
-            job_id = answer["shadowed"]["id"]
-            [case] = client.get("/v1/reviews", params={"q": answer["plain"]["id"], "status": "all"}).json()["items"]
-            assert case["repeats"] == 2
-            labels = {str(i): (i + n) % 4 for i in range(len(answer["body"]["documents"]))}
-            saved = client.post(f"/v1/reviews/{case['id']}", json={"labels": labels, "decision": "reviewed"})
-            assert saved.status_code == 200, saved.text
-            grades[job_id] = labels
         response = client.get("/v1/models/compare", params={"baseline": shadowed.primary, "candidate": SHADOW})
         assert response.status_code == 200, response.text
         figures = response.json()
@@ -217,3 +223,34 @@ def test_rescore_sends_reviewed_cases_to_a_model_once(shadowed):
     assert {(status, kind, model) for *_, status, kind, model in rescored} == {("succeeded", "rescore", SHADOW)}
     bad = stack.cli("rescore", "--model", SHADOW, "--cases", "some")
     assert bad.returncode != 0 and "--cases" in bad.stdout + bad.stderr
+
+
+@pytest.mark.browser
+def test_models_page_shows_the_comparison_with_charts_and_links_to_review(shadowed, page):  # noqa: F811
+    base = shadowed.stack.base_url
+    with shadowed.stack.client() as client:
+        figures = client.get("/v1/models/compare", params={"baseline": shadowed.primary, "candidate": SHADOW}).json()
+    page.goto(f"{base}/dashboard/queue")
+    page.get_by_test_id("nav-models").click()
+    page.wait_for_url("**/dashboard/models")
+    # Defaults: the served model against the configured shadow model.
+    assert page.get_by_test_id("baseline").input_value() == shadowed.primary
+    assert page.get_by_test_id("candidate").input_value() == SHADOW
+    assert page.get_by_test_id("stat-requests").locator(".stat-value").inner_text() == str(figures["n_requests"])
+    agreement = page.get_by_test_id("stat-agreement").locator(".stat-value").inner_text()
+    assert agreement == f"{figures['top1_agreement'] * 100:.1f}%"
+    for role in ("baseline", "candidate"):
+        assert page.get_by_test_id(f"ndcg-{role}").inner_text().startswith(f"{figures[role]['ndcg_at_10']:.3f}")
+    for chart in ("ndcg", "agreement"):  # both have data: each draws its points, not the placeholder
+        figure = page.get_by_test_id(f"chart-{chart}")
+        assert figure.locator(".chart-empty").count() == 0 and figure.locator("circle.dot").count() >= 1, chart
+    legend = page.get_by_test_id("chart-ndcg").locator("text.legend").all_text_contents()
+    assert len(legend) == 2 and all(" @ " in name for name in legend), legend  # one line per model revision
+    rows = page.get_by_test_id("disagreement-row")
+    assert 1 <= rows.count() <= N_REQUESTS
+    shot(page, "models")
+    # Each disagreeing request is one click away from review: its case (made by the identical plain request).
+    page.get_by_test_id("review-link").first.click()
+    page.wait_for_url("**/dashboard/cases/*")
+    assert page.get_by_test_id("query").inner_text().startswith("query ")
+    shot(page, "models-to-case")
