@@ -47,6 +47,7 @@ class ComparisonView(BaseModel):
 
 def comparison(state, baseline: str, candidate: str, limit: int, owner: Optional[str]):
     settings = state.settings
+    baseline, candidate = baseline.replace("\x00", ""), candidate.replace("\x00", "")  # PostgreSQL refuses NUL
     rules = ConfidenceRules.from_settings(settings.model_copy(update={"sample_rate": 0.0}))
     with session_scope(settings.database_url) as session:
         pairs = paired_requests(session, baseline, candidate, limit=limit, owner=owner)
