@@ -25,7 +25,7 @@ from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
-from workers.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
+from workers.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, worker_queues
 from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class WorkerRuntime:
         replica that lagged. Duplicates are harmless; one worker per model sweeps at a time."""
         settings = self.settings
         model = settings.served_model
-        queues = [*queues_for(model), queue_name(model, FALLBACK_LANE)]
+        queues = [*worker_queues(model), queue_name(model, FALLBACK_LANE)]  # shadow copies are swept too
         if messages_in_flight(self.redis, queues):
             return 0
         if not self.redis.set(f"rerankq:sweep-lost:{model_key(model)}", self.hostname, nx=True,
@@ -113,7 +113,7 @@ class WorkerRuntime:
             return 0
         cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)
         with session_scope(settings.database_url) as session:
-            lost = published_pending_chunks(session, queues_for(model), cutoff)
+            lost = published_pending_chunks(session, worker_queues(model), cutoff)
         for job_id, (queue, chunks) in lost.items():
             publish_chunks(self.app, job_id, chunks, queue)
             log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks), job_id)
