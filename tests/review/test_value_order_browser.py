@@ -85,3 +85,15 @@ def test_the_dashboard_queue_defaults_to_most_useful_first(page, review_stack, v
     page.get_by_test_id("case-repeats").locator("summary").click()
     assert page.get_by_test_id("case-repeats").locator("li").count() == 2
     shot(page, "case-value-and-repeats")
+
+
+def test_compare_endpoint_needs_the_review_or_admin_scope(secured_review_api):
+    import httpx
+
+    base, keys = secured_review_api
+    params = {"baseline": "a", "candidate": "b"}
+    for name, status in (("sam", 403), ("rex", 200), ("ada", 200)):  # submit+read, review, admin
+        response = httpx.get(f"{base}/v1/models/compare", params=params, timeout=60,
+                             headers={"Authorization": f"Bearer {keys[name]}"})
+        assert response.status_code == status, (name, response.text)
+    assert httpx.get(f"{base}/v1/models/compare", params=params, timeout=60).status_code == 401
