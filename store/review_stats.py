@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.review_schemas import CaseStatus
 from core.schemas import JobStatus
+from store.shadow_jobs import COPY_KINDS
 from store.tables import Job, LowConfidenceCase, Review, Score
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
@@ -74,7 +75,7 @@ def _jobs_since(session: Session, start: datetime, owner: Optional[str]):
     requests share one time base."""
     statement = (select(Job.created_at, Job.finished_at, Job.status, Job.n_requests, func.count(LowConfidenceCase.id))
                  .outerjoin(LowConfidenceCase, LowConfidenceCase.job_id == Job.id)
-                 .where(Job.created_at >= start)
+                 .where(Job.created_at >= start, Job.kind.not_in(COPY_KINDS))  # client traffic, not shadow copies
                  .group_by(Job.id, Job.created_at, Job.finished_at, Job.status, Job.n_requests))
     if owner is not None:
         statement = statement.where(Job.owner == owner)

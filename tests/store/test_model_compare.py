@@ -65,3 +65,14 @@ def test_pairs_per_revision_and_labels_through_repeats(database_url):
     assert result.baseline.n_reviewed == 1 and result.baseline.ndcg_at_10 == pytest.approx(1.0)
     assert result.candidate.ndcg_at_10 < 1.0
     assert result.baseline.low_confidence_rate == 0.5  # 0.3 top score is flagged, 0.9 with a wide margin is not
+
+
+def test_overview_counts_client_jobs_not_shadow_copies(database_url):
+    from store.review_stats import overview
+
+    with session_scope(database_url) as session:
+        job_id, _case = add_request_case(session, f"traffic {uuid.uuid4().hex[:8]}", [0.2, 0.1])
+        copy(session, job_id, "cand", [0.3, 0.4], SHADOW, "r1")
+        copy(session, job_id, "cand", [0.3, 0.4], RESCORE, "r1")
+        stats = overview(session, "24h")
+    assert sum(stats.jobs) == 1
