@@ -74,7 +74,9 @@ def send_traffic(shadowed: ShadowStack) -> None:
         for i in range(N_REQUESTS):
             body = {"query": f"query {i} about topic {i % 3} {tag}",
                     "documents": [f"document {j} on topic {(i + j) % 4} {'word ' * (j + i)}" for j in range(4 + i % 3)]}
+            started = time.monotonic()
             unshadowed = plain.post("/v1/rerank", json=body)
+            plain_latency = time.monotonic() - started
             started = time.monotonic()
             answer = client.post("/v1/rerank", json=body)
             latency = time.monotonic() - started
@@ -82,7 +84,8 @@ def send_traffic(shadowed: ShadowStack) -> None:
             job_id = answer.json()["id"]
             copies = copies_of(url, job_id)  # right after the answer: the shadow work is not done yet
             shadowed.answers.append(dict(body=body, plain=unshadowed.json(), shadowed=answer.json(),
-                                         latency=latency, copy_statuses=[c.status for c in copies]))
+                                         latency=latency, plain_latency=plain_latency,
+                                         copy_statuses=[c.status for c in copies]))
     for answer in shadowed.answers:
         wait_until(lambda: [c.status for c in copies_of(url, answer["shadowed"]["id"])] == ["succeeded"], 120,
                    "the shadow copy", interval_s=0.2)
@@ -106,6 +109,11 @@ def ranking(response: dict) -> list[int]:
 
 
 def test_shadow_traffic_never_changes_the_answer_or_its_latency(shadowed):
+    plain = sorted(a["plain_latency"] for a in shadowed.answers)
+    shadow = sorted(a["latency"] for a in shadowed.answers)
+    print(f"\nPOST /v1/rerank, {N_REQUESTS} requests: median {numpy.median(plain) * 1000:.0f} ms without shadow, "
+          f"{numpy.median(shadow) * 1000:.0f} ms with a shadow model that takes {SHADOW_DELAY_S:g} s per pass "
+          f"(max {plain[-1] * 1000:.0f} / {shadow[-1] * 1000:.0f} ms)")
     for answer in shadowed.answers:
         plain, shadow = answer["plain"], answer["shadowed"]
         assert ranking(shadow) == ranking(plain)
@@ -247,7 +255,7 @@ def test_models_page_shows_the_comparison_with_charts_and_links_to_review(shadow
     legend = page.get_by_test_id("chart-ndcg").locator("text.legend").all_text_contents()
     assert len(legend) == 2 and all(" @ " in name for name in legend), legend  # one line per model revision
     rows = page.get_by_test_id("disagreement-row")
-    assert 1 <= rows.count() <= N_REQUESTS
+    assert 1 <= rows.count() <= min(10, figures["n_requests"])  # rescored requests count too, once run
     shot(page, "models")
     # Each disagreeing request is one click away from review: its case (made by the identical plain request).
     page.get_by_test_id("review-link").first.click()

@@ -76,3 +76,29 @@ def test_overview_counts_client_jobs_not_shadow_copies(database_url):
         copy(session, job_id, "cand", [0.3, 0.4], RESCORE, "r1")
         stats = overview(session, "24h")
     assert sum(stats.jobs) == 1
+
+
+def test_rescore_picks_cases_by_status_and_day_once_per_model(database_url):
+    from datetime import timedelta
+
+    from store.rescore import cases_to_rescore, create_rescore_jobs
+    from store.tables import utcnow
+
+    with session_scope(database_url) as session:
+        old_job, old_case = add_request_case(session, f"old {uuid.uuid4().hex[:8]}", [0.2, 0.1])
+        new_job, new_case = add_request_case(session, f"new {uuid.uuid4().hex[:8]}", [0.2, 0.1])
+        open_job, _ = add_request_case(session, f"open {uuid.uuid4().hex[:8]}", [0.2, 0.1])
+        session.get(LowConfidenceCase, old_case).created_at = utcnow() - timedelta(days=3)
+        for case_id in (old_case, new_case):
+            session.get(LowConfidenceCase, case_id).status = "reviewed"
+        session.flush()
+        assert cases_to_rescore(session, "cand", "reviewed") == [(old_job, 0), (new_job, 0)]
+        assert cases_to_rescore(session, "cand", "reviewed", since=(utcnow() - timedelta(days=1)).date()) \
+            == [(new_job, 0)]
+        assert cases_to_rescore(session, "cand", "open") == [(open_job, 0)]
+        jobs = create_rescore_jobs(session, cases_to_rescore(session, "cand", "reviewed"), model="cand",
+                                   queue="rerankq.cand.shadow", chunk_pairs=1, requests_per_job=1)
+        assert [len(chunks) for _job, chunks in jobs] == [2, 2]  # one request per job, one pair per chunk
+        assert all(session.get(Job, job_id).kind == "rescore" for job_id, _ in jobs)
+        assert cases_to_rescore(session, "cand", "reviewed") == []  # already rescored by cand
+        assert cases_to_rescore(session, "other", "reviewed") == [(old_job, 0), (new_job, 0)]
