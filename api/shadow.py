@@ -17,7 +17,7 @@ from api.deps import AppState
 from store.db import session_scope
 from store.jobs import mark_published
 from store.shadow_jobs import SHADOW, create_copy_job
-from workers.queue import SHADOW_LANE, publish_chunks, queue_name
+from core.queue import SHADOW_LANE, publish_chunks, queue_name
 
 log = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rerankq-shadow")

@@ -3,7 +3,7 @@
 Each figure is over the requests both models scored: top-1 agreement, mean Kendall tau, each
 model's nDCG@10 on the reviewed ones (reviewers' combined grades as judgments), each model's
 low-confidence rate (the service's own rules, without the random calibration sample) and each
-model's p95 latency (its scoring job's created -> finished).
+model's p95 latency (its scoring job's created -> finished; nearest rank, core/stats.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from core.ranking_metrics import kendall_tau, mean, ndcg_at_10, p95, top1
+from core.ranking_metrics import kendall_tau, mean, ndcg_at_10, top1
+from core.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ def figures(pairs: Sequence, side: str, spec: str, rules) -> ModelFigures:
     latencies = [s.latency_s for s in scorings if s.latency_s is not None]
     return ModelFigures(model=spec, revisions=sorted({s.revision for s in scorings}),
                         ndcg_at_10=mean(list(per_query.values())), n_reviewed=len(per_query),
-                        low_confidence_rate=mean([float(f) for f in flagged]), p95_latency_s=p95(latencies))
+                        low_confidence_rate=mean([float(f) for f in flagged]), p95_latency_s=percentile(latencies, 95))
 
 
 def compare(pairs: Sequence, baseline: str, candidate: str, rules) -> Comparison:
-    """`rules`: a ConfidenceRules with sample_rate 0 (workers/confidence.py)."""
+    """`rules`: a ConfidenceRules with sample_rate 0 (core/confidence_rules.py)."""
     agree = [float(top1(p.baseline.scores) == top1(p.candidate.scores)) for p in pairs if p.baseline.scores]
     taus = [t for t in (kendall_tau(p.baseline.scores, p.candidate.scores) for p in pairs) if t is not None]
     return Comparison(baseline=figures(pairs, "baseline", baseline, rules),

@@ -1,5 +1,7 @@
-"""Ranking comparisons from well-kept libraries: Kendall tau (scipy) and nDCG@10 (pytrec_eval,
-trec_eval's own code), plus the two trivial figures around them.
+"""Ranking figures from well-kept libraries, for the service and `rerankq eval` alike: Kendall tau
+(scipy) and every IR measure through ir-measures (trec_eval's conventions, pytrec_eval underneath).
+`per_query` is the one place the project computes IR measures; nDCG@10 of the model comparison and
+the metrics of `rerankq eval` (commands/evaluation/measures.py) both come from it.
 
 Ties: rankings are read as the API ranks them (higher score first, then lower document index).
 """
@@ -7,7 +9,9 @@ Ties: rankings are read as the API ranks them (higher score first, then lower do
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
+
+NDCG_AT_10 = "nDCG@10"
 
 
 def top1(scores: Sequence[float]) -> int:
@@ -26,23 +30,29 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     return None if tau is None or math.isnan(tau) else float(tau)
 
 
-def ndcg_at_10(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """nDCG@10 per query (trec_eval's ndcg_cut_10) for queries that have judgments."""
-    import pytrec_eval
+def per_query(measures: Iterable, qrels: Mapping[str, Mapping[str, int]],
+              run: Mapping[str, Mapping[str, float]]) -> dict[object, dict[str, float]]:
+    """{measure: {query id: value}} for each ir-measures measure (objects or names such as 'nDCG@10'),
+    over the queries that are both judged and in the run."""
+    import ir_measures
 
+    parsed = [ir_measures.parse_measure(m) if isinstance(m, str) else m for m in measures]
+    found: dict[object, dict[str, float]] = {m: {} for m in parsed}
     judged = {q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items() if docs}
     scored = {q: {d: float(s) for d, s in run[q].items()} for q in judged if q in run}
     if not scored:
-        return {}
-    evaluator = pytrec_eval.RelevanceEvaluator({q: judged[q] for q in scored}, {"ndcg_cut.10"})
-    return {q: values["ndcg_cut_10"] for q, values in evaluator.evaluate(scored).items()}
+        return found
+    for metric in ir_measures.iter_calc(parsed, {q: judged[q] for q in scored}, scored):
+        found[metric.measure][metric.query_id] = float(metric.value)
+    return found
 
 
-def p95(values: Sequence[float]) -> Optional[float]:
-    """The 95th percentile, linear between closest ranks (numpy's default)."""
-    import numpy
+def ndcg_at_10(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """nDCG@10 per query (trec_eval's ndcg_cut_10) for queries that have judgments."""
+    import ir_measures
 
-    return float(numpy.percentile(list(values), 95)) if values else None
+    measure = ir_measures.parse_measure(NDCG_AT_10)
+    return per_query([measure], qrels, run)[measure]
 
 
 def mean(values: Sequence[float]) -> Optional[float]:

@@ -13,7 +13,7 @@ from typing import Sequence
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from core.schemas import JobStatus
+from rerankq.schemas import JobStatus
 from store.tables import Job, JobChunk, JobRequest, ShadowLink
 
 SHADOW, RESCORE = "shadow", "rescore"

@@ -229,3 +229,17 @@ class ShadowLink(Base):
         UniqueConstraint("job_id", "request_idx", name="uq_shadow_links_job_request"),
         Index("ix_shadow_links_source", "source_job_id", "source_request_idx"),
     )
+
+
+class DriftReference(Base):
+    """The reference window a model's score distribution is compared with (score drift): fixed when a
+    model revision starts serving, or pinned by an operator (`rerankq drift pin`)."""
+
+    __tablename__ = "drift_references"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_revision: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)  # None: any revision
+    window_start: Mapped[datetime] = mapped_column()
+    window_end: Mapped[datetime] = mapped_column()
+    pinned: Mapped[bool] = mapped_column(default=False)  # True: set by `rerankq drift pin`, not by a new revision
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

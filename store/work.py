@@ -13,9 +13,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.schemas import JobStatus
+from rerankq.schemas import JobStatus
 from store.jobs import ACTIVE
-from store.tables import Job, JobChunk, JobRequest, LowConfidenceCase, Score, utcnow
+from store.tables import Job, JobChunk, JobRequest, Score, utcnow
 
 # (scores of one request, in document order) -> reasons to flag it; empty when confident.
 ConfidenceRule = Callable[[Sequence[float]], list[str]]

@@ -14,7 +14,7 @@ from api.deps import StateDep
 from core.model_comparison import compare
 from store.db import session_scope
 from store.model_compare import paired_requests
-from workers.confidence import ConfidenceRules
+from core.confidence_rules import ConfidenceRules
 
 router = APIRouter(tags=["models"])
 
@@ -27,7 +27,7 @@ def model_spec(role: str):
 class ModelFiguresView(BaseModel):
     model: str
     revisions: list[str] = Field(description="Revisions whose scores were compared.")
-    ndcg_at_10: Optional[float] = Field(None, description="Mean nDCG@10 over the reviewed requests (pytrec_eval), "
+    ndcg_at_10: Optional[float] = Field(None, description="Mean nDCG@10 over the reviewed requests (ir-measures), "
                                         "reviewers' combined grades as judgments; null when none is reviewed.")
     n_reviewed: int = Field(description="Requests with reviewed labels.")
     low_confidence_rate: Optional[float] = Field(None, description="Share the low-confidence rules flag "

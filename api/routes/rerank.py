@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import redis
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import SubmitDep
+from api.db_errors import UNAVAILABLE as DATABASE_UNAVAILABLE
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
-from core.redis_keys import done_key
-from core.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
+from rerankq.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import get_job, job_view
 
@@ -40,15 +36,22 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     check_model(body, await run_in_threadpool(accepted_names, settings, state.redis, [body.model]))
     check_request(body, settings)
     job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
-    await wait_until_done(state, job_id, settings.sync_timeout_s)
-    view = await run_in_threadpool(_view, state, job_id)
+    try:
+        await wait_until_done(state, job_id, settings.sync_timeout_s)
+        view = await run_in_threadpool(_view, state, job_id)
+    except DATABASE_UNAVAILABLE:  # the job is stored: the client polls it (a 503 would have it submit again)
+        return _accepted(job_id, JobStatus.queued)
     if view.status is JobStatus.succeeded:
         return view.results[0]
     if view.status is JobStatus.failed:
         raise ApiError(500, "job_failed", f"job {job_id} failed: {view.error}")
     if view.status is JobStatus.cancelled:
         raise ApiError(409, "job_cancelled", f"job {job_id} was cancelled")
-    accepted = JobAccepted(id=job_id, status=view.status)
+    return _accepted(job_id, view.status)
+
+
+def _accepted(job_id: str, status: JobStatus) -> JSONResponse:
+    accepted = JobAccepted(id=job_id, status=status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
@@ -58,19 +61,8 @@ def _view(state, job_id: str):
 
 
 async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
-    """Block on the job's done list (a worker pushes to it); fall back to polling the store."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining < 0.01:  # BLPOP rounds tiny timeouts to 0, which would block forever
-            return False
-        try:
-            if await state.aioredis.blpop([done_key(job_id)], timeout=min(remaining, 5.0)):
-                return True
-        except redis.RedisError:
-            await asyncio.sleep(min(0.2, remaining))
-        if await run_in_threadpool(_finished, state, job_id):
-            return True
+    """Wait for the job's done notice (api.job_waiters: one listener per process); False on timeout."""
+    return await state.waiters.wait(job_id, timeout_s, lambda: run_in_threadpool(_finished, state, job_id))
 
 
 def _finished(state, job_id: str) -> bool:

@@ -16,13 +16,13 @@ import pytrec_eval
 from scipy.stats import kendalltau
 from sqlalchemy import select
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from store.db import session_scope
 from store.tables import CaseRepeat, Job, LowConfidenceCase, ShadowLink
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.review.test_dashboard_browser import browser, page, shot  # noqa: F401 - fixtures
 from tests.support.stack import Stack, wait_until
-from workers.confidence import ConfidenceRules
+from core.confidence_rules import ConfidenceRules
 
 SHADOW = "shadow-slow"
 SHADOW_DELAY_S = 6.0  # every forward pass of the shadow model sleeps this long
@@ -202,7 +202,8 @@ def test_compare_endpoint_equals_figures_from_the_stored_results(shadowed):
         assert got["n_reviewed"] == 3
         assert got["ndcg_at_10"] == pytest.approx(ndcg(run))
         assert got["low_confidence_rate"] == pytest.approx(numpy.mean([bool(rules.reasons(s)) for s, _ in scored]))
-        assert got["p95_latency_s"] == pytest.approx(numpy.percentile([t for _, t in scored], 95), abs=1e-3)
+        assert got["p95_latency_s"] == pytest.approx(numpy.percentile([t for _, t in scored], 95, method="inverted_cdf"),
+                                                   abs=1e-3)  # nearest rank, as every report
     assert figures["candidate"]["model"] == SHADOW and figures["baseline"]["revisions"]
     # The shadow model was slow and it shows; the client-facing model was not.
     assert figures["candidate"]["p95_latency_s"] > SHADOW_DELAY_S > figures["baseline"]["p95_latency_s"]

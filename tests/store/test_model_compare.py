@@ -15,7 +15,7 @@ from store.reviews import save_review
 from store.shadow_jobs import RESCORE, SHADOW, create_copy_job
 from store.tables import Job, LowConfidenceCase
 from tests.store.test_review_value import add_request_case, add_scores
-from workers.confidence import ConfidenceRules
+from core.confidence_rules import ConfidenceRules
 
 RULES = ConfidenceRules(0.5, 0.05, 0.05, 0.7, 0.0)
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.case_repeats import repeat_counts, repeat_jobs
 from store.db import session_scope
 from store.jobs import create_job

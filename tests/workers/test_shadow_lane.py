@@ -13,7 +13,7 @@ from core.settings import Settings
 from core.shadow_settings import parse_shadow_models
 from tests.support.stack import RedisProcess
 from workers.main import worker_argv
-from workers.queue import make_celery, messages_in_flight, publish_chunks, queue_name, worker_queues
+from core.queue import make_celery, messages_in_flight, publish_chunks, queue_name, worker_queues
 
 
 def test_workers_take_the_shadow_lane_last():
