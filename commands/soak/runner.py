@@ -44,7 +44,7 @@ def soak_model(options: SoakOptions) -> Path:
 
 def active_jobs(database_url: str) -> int:
     with session_scope(database_url) as session:
-        return session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_STATUSES)))
+        return session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_STATUSES))) or 0
 
 
 def run_soak(options: SoakOptions) -> int:

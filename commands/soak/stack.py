@@ -126,11 +126,13 @@ class SoakStack:
         self.start_api(port)
 
     def restart_redis(self, down_s: float) -> None:
+        assert self.redis is not None, "the stack is not started"
         stop_process(self.redis, signal.SIGTERM, timeout_s=30)  # AOF: what was acknowledged survives
         time.sleep(down_s)
         self.start_redis()
 
     def restart_postgres(self, down_s: float) -> None:
+        assert self.pg is not None, "the stack is not started"
         self.pg.pause()
         time.sleep(down_s)
         self.pg.resume()
