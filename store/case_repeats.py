@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from store.query_keys import case_key
@@ -21,19 +21,24 @@ Insert = Callable[[object, list[dict]], None]  # (table, rows) -> insert ignorin
 
 
 def insert_cases(session: Session, rows: list[dict], insert: Insert) -> None:
-    """Insert new cases; a row whose key already has a case becomes that case's repeat."""
+    """Insert new cases; a row whose key already has a case becomes that case's repeat. A few set-based
+    statements whatever the number of rows: the worker's group commit flags many jobs in one transaction."""
     for row in rows:
         row["case_key"] = case_key(row["model"], row["query"], row["instruction"], row["documents"])
     insert(LowConfidenceCase.__table__, rows)
-    for row in rows:
-        own = session.scalar(select(LowConfidenceCase.id).where(LowConfidenceCase.job_id == row["job_id"],
-                                                                LowConfidenceCase.request_idx == row["request_idx"]))
-        if own is not None:
-            continue
-        first = session.scalar(select(LowConfidenceCase.id).where(LowConfidenceCase.case_key == row["case_key"]))
-        if first is not None:
-            insert(CaseRepeat.__table__, [dict(case_id=first, job_id=row["job_id"], request_idx=row["request_idx"],
-                                               created_at=utcnow())])
+    keys = [(row["job_id"], row["request_idx"]) for row in rows]
+    own = set(session.execute(select(LowConfidenceCase.job_id, LowConfidenceCase.request_idx)
+                              .where(tuple_(LowConfidenceCase.job_id, LowConfidenceCase.request_idx).in_(keys))).all())
+    repeats = [row for row in rows if (row["job_id"], row["request_idx"]) not in own]
+    if not repeats:
+        return
+    first = dict(session.execute(select(LowConfidenceCase.case_key, LowConfidenceCase.id)
+                                 .where(LowConfidenceCase.case_key.in_({row["case_key"] for row in repeats}))).all())
+    now = utcnow()
+    found = [dict(case_id=first[row["case_key"]], job_id=row["job_id"], request_idx=row["request_idx"], created_at=now)
+             for row in repeats if row["case_key"] in first]
+    if found:
+        insert(CaseRepeat.__table__, found)
 
 
 def repeat_counts(session: Session, case_ids: list[int]) -> dict[int, int]:

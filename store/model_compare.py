@@ -1,9 +1,10 @@
 """Two models on the same requests: which requests both scored, with their scores and labels.
 
 A request is scored by its own job's model, and by every model a shadow or rescore job copied it
-for (store/shadow_jobs.py). Scores are read through store/job_details.job_detail, so this module
-does not depend on how the scores table is laid out. A model may be named `name@revision` to
-take only that revision's scores.
+for (store/shadow_jobs.py). Scores are read with store/packed_scores.scores_by_request, for only
+the requests a job contributes (their chunks alone are unpacked). A model may be named
+`name@revision` to take only that revision's scores. Degraded (fallback) scores are another
+model's and never count as the job's model.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from core.review_schemas import Decision
-from store.job_details import job_detail
 from store.label_export import document_labels
-from store.tables import CaseRepeat, Job, LowConfidenceCase, Review, ShadowLink
+from store.packed_scores import StoredScore, scores_by_request
+from store.tables import CaseRepeat, Job, JobRequest, LowConfidenceCase, Review, ShadowLink
 
-Key = tuple[str, int]  # the original request: (job id, request index)
-MAX_REQUESTS_PER_JOB = 100_000
+Key = tuple[str, int]  # a request: (job id, request index)
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,33 @@ def split_spec(spec: str) -> tuple[str, Optional[str]]:
     return (name, revision or None) if sep and name else (spec, None)
 
 
+def stored_requests(session: Session, keys: set[Key]) -> dict[Key, list[StoredScore]]:
+    """The stored scores of each request in `keys`, in document order: one ranged read per job."""
+    wanted: dict[str, set[int]] = {}
+    for job_id, request_idx in keys:
+        wanted.setdefault(job_id, set()).add(request_idx)
+    found: dict[Key, list[StoredScore]] = {}
+    for job_id, indices in wanted.items():
+        for request_idx, scores in scores_by_request(session, job_id, min(indices), max(indices) + 1).items():
+            if request_idx in indices:
+                found[(job_id, request_idx)] = scores
+    return found
+
+
+def scoring_of(key: Key, stored: list[StoredScore], model: str, revision: Optional[str],
+               job: Optional[Job]) -> Optional[Scoring]:
+    """`model`'s complete, non-degraded scores of one request (of `revision` when given), else None."""
+    if not stored or [s.doc_index for s in stored] != list(range(len(stored))):
+        return None
+    meta = stored[0].meta
+    if any(s.meta != meta for s in stored) or meta.degraded or meta.model != model:
+        return None
+    if revision is not None and meta.model_revision != revision:
+        return None
+    latency = (job.finished_at - job.created_at).total_seconds() if job is not None and job.finished_at else None
+    return Scoring(key[0], key[1], meta.model, meta.model_revision, [s.score for s in stored], latency)
+
+
 def paired_requests(session: Session, baseline: str, candidate: str, limit: int = 2000,
                     owner: Optional[str] = None) -> list[PairedRequest]:
     """The latest `limit` original requests scored by both, oldest first (only `owner`'s jobs when given)."""
@@ -69,45 +96,47 @@ def paired_requests(session: Session, baseline: str, candidate: str, limit: int 
     # Per original request: model name -> [(job id, request idx)], the newest copy first.
     where: dict[Key, dict[str, list[Key]]] = {}
     for s_job, s_idx, c_job, c_idx, c_model in links:
+        if s_job not in source_jobs:
+            continue
         entry = where.setdefault((s_job, s_idx), {})
-        source = source_jobs.get(s_job)
-        if source is not None and source.status == "succeeded" and source.model in names:
+        source = source_jobs[s_job]
+        if source.status == "succeeded" and source.model in names:
             entry.setdefault(source.model, [(s_job, s_idx)])
         entry.setdefault(c_model, []).append((c_job, c_idx))
-    details: dict[str, object] = {}
+    keys = {key for found in where.values() for copies in found.values() for key in copies}
+    stored = stored_requests(session, keys)
+    jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_({j for j, _ in keys})))}
 
-    def scoring(found: list[Key], revision: Optional[str]) -> Optional[Scoring]:
-        for job_id, request_idx in found:
-            if job_id not in details:
-                details[job_id] = job_detail(session, job_id, max_requests=MAX_REQUESTS_PER_JOB)
-            detail = details[job_id]
-            if detail is None or request_idx >= len(detail.requests):
-                continue
-            request = detail.requests[request_idx]
-            if not request.meta or (revision is not None and request.meta["model_revision"] != revision):
-                continue
-            by_index = {d.index: d.score for d in request.documents}
-            if any(v is None for v in by_index.values()):
-                continue
-            job = detail.job
-            latency = (job.finished_at - job.created_at).total_seconds() if job.finished_at else None
-            return Scoring(job_id, request_idx, request.meta["model"], request.meta["model_revision"],
-                           [by_index[i] for i in range(len(by_index))], latency)
+    def scoring(found: list[Key], name: str, revision: Optional[str]) -> Optional[Scoring]:
+        for key in found:
+            result = scoring_of(key, stored.get(key, []), name, revision, jobs.get(key[0]))
+            if result is not None:
+                return result
         return None
 
     pairs: list[PairedRequest] = []
-    known = [key for key in where if key[0] in source_jobs]
-    for key in sorted(known, key=lambda k: (source_jobs[k[0]].created_at, k)):
-        a = scoring(where[key].get(a_name, []), a_rev)
-        b = scoring(where[key].get(b_name, []), b_rev)
+    for key in sorted(where, key=lambda k: (source_jobs[k[0]].created_at, k)):
+        a = scoring(where[key].get(a_name, []), a_name, a_rev)
+        b = scoring(where[key].get(b_name, []), b_name, b_rev)
         if a is None or b is None or len(a.scores) != len(b.scores):
             continue
-        source = details.get(key[0]) or job_detail(session, key[0], max_requests=MAX_REQUESTS_PER_JOB)
-        query = source.requests[key[1]].query if source and key[1] < len(source.requests) else ""
-        pairs.append(PairedRequest(key, query, source_jobs[key[0]].created_at, a, b))
+        pairs.append(PairedRequest(key, "", source_jobs[key[0]].created_at, a, b))
     pairs = pairs[-limit:]
+    attach_queries(session, pairs)
     attach_labels(session, pairs)
     return pairs
+
+
+def attach_queries(session: Session, pairs: list[PairedRequest]) -> None:
+    """Each original request's query text (one read, without the documents)."""
+    keys = [p.key for p in pairs]
+    if not keys:
+        return
+    queries = {(job_id, idx): query for job_id, idx, query in session.execute(
+        select(JobRequest.job_id, JobRequest.request_idx, JobRequest.query)
+        .where(tuple_(JobRequest.job_id, JobRequest.request_idx).in_(keys)))}
+    for pair in pairs:
+        pair.query = queries.get(pair.key, "")
 
 
 def attach_labels(session: Session, pairs: list[PairedRequest]) -> None:

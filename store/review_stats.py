@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from core.review_schemas import CaseStatus
 from core.stats import percentile
 from rerankq.schemas import JobStatus
+from store.packed_scores import recent_score_values
 from store.shadow_jobs import COPY_KINDS
-from store.tables import Job, LowConfidenceCase, Review, Score
+from store.tables import Job, LowConfidenceCase, Review
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
            "30d": (timedelta(days=30), timedelta(days=1))}
@@ -59,6 +60,12 @@ def window_buckets(window: str, now: Optional[datetime] = None) -> tuple[datetim
 
 def _owned(statement, owner: Optional[str], job_id_column):
     return statement if owner is None else statement.join(Job, Job.id == job_id_column).where(Job.owner == owner)
+
+
+def _client_jobs(statement, owner: Optional[str], job_id_column):
+    """Only rows of client jobs (not shadow or rescore copies), of `owner`'s when given."""
+    statement = statement.join(Job, Job.id == job_id_column).where(Job.kind.not_in(COPY_KINDS))
+    return statement if owner is None else statement.where(Job.owner == owner)
 
 
 def _jobs_since(session: Session, start: datetime, owner: Optional[str]):
@@ -131,9 +138,9 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
 
 def score_histogram(session: Session, owner: Optional[str] = None,
                     bins: int = 20) -> tuple[list[tuple[float, float, int]], int]:
-    """Counts of the most recent scores over [0, 1] (or their own range when outside it), and how many."""
-    recent = _owned(select(Score.score), owner, Score.job_id).order_by(Score.id.desc()).limit(SCORE_SAMPLE)
-    values = list(session.scalars(recent))
+    """Counts of the most recent scores of client jobs over [0, 1] (or their own range when outside it), and how
+    many. Shadow and rescore copies are left out: they are other models' scores no client was given."""
+    values = recent_score_values(session, SCORE_SAMPLE, lambda statement, column: _client_jobs(statement, owner, column))
     if not values:
         return [], 0
     lo, hi = min(0.0, min(values)), max(1.0, max(values))

@@ -22,7 +22,6 @@ from typing import Optional, Sequence
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from store.job_details import job_detail
 from store.query_keys import query_key
 from store.shadow_jobs import COPY_KINDS
 from store.tables import CaseRepeat, Job, JobRequest, LowConfidenceCase, ShadowLink, utcnow
@@ -95,7 +94,7 @@ def shadow_disagreement(session: Session, cases: Sequence[LowConfidenceCase]) ->
     """Per case: the largest disagreement of a shadow model that scored its request (or one of its
     identical repeats), and that model."""
     from core.model_comparison import disagreement
-    from store.model_compare import PairedRequest, Scoring
+    from store.model_compare import PairedRequest, Scoring, scoring_of, stored_requests
 
     keys = {(c.job_id, c.request_idx): c for c in cases}
     if not keys:
@@ -106,31 +105,25 @@ def shadow_disagreement(session: Session, cases: Sequence[LowConfidenceCase]) ->
             .where(CaseRepeat.case_id.in_(list(by_id)))):
         keys[(job_id, request_idx)] = by_id[case_id]
     links = session.execute(
-        select(ShadowLink.source_job_id, ShadowLink.source_request_idx, ShadowLink.job_id, ShadowLink.request_idx)
+        select(ShadowLink.source_job_id, ShadowLink.source_request_idx, ShadowLink.job_id, ShadowLink.request_idx,
+               Job.model)
         .join(Job, Job.id == ShadowLink.job_id)
         .where(tuple_(ShadowLink.source_job_id, ShadowLink.source_request_idx).in_(list(keys)),
                Job.status == "succeeded")).all()
+    stored = stored_requests(session, {(c_job, c_idx) for _s_job, _s_idx, c_job, c_idx, _model in links})
     found: dict[int, tuple[float, str]] = {}
-    details: dict[str, object] = {}
-    for s_job, s_idx, c_job, c_idx in links:
+    for s_job, s_idx, c_job, c_idx, c_model in links:
         case = keys[(s_job, s_idx)]
-        if c_job not in details:
-            details[c_job] = job_detail(session, c_job, max_requests=100_000)
-        detail = details[c_job]
-        if detail is None or c_idx >= len(detail.requests) or not detail.requests[c_idx].meta:
-            continue
-        request = detail.requests[c_idx]
-        by_index = {d.index: d.score for d in request.documents}
-        if len(by_index) != len(case.scores) or any(v is None for v in by_index.values()):
+        shadow = scoring_of((c_job, c_idx), stored.get((c_job, c_idx), []), c_model, None, None)
+        if shadow is None or len(shadow.scores) != len(case.scores):
             continue
         pair = PairedRequest(key=(s_job, s_idx), query=case.query, created_at=case.created_at,
                              baseline=Scoring(case.job_id, case.request_idx, case.model, case.model_revision,
                                               list(case.scores), None),
-                             candidate=Scoring(c_job, c_idx, request.meta["model"], request.meta["model_revision"],
-                                               [by_index[i] for i in range(len(by_index))], None))
+                             candidate=shadow)
         d = disagreement(pair)
         if case.id not in found or d > found[case.id][0]:
-            found[case.id] = (d, request.meta["model"])
+            found[case.id] = (d, shadow.model)
     return found
 
 

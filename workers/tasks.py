@@ -28,6 +28,7 @@ from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL
 from core.queue import INTERACTIVE, PUBLISHED_AT, SHADOW_LANE, TASK_SCORE_CHUNK
 from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
+from workers.grouped_store import claim_grouped, save_grouped
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache
 from workers.webhooks import deliver_later
@@ -71,7 +72,8 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
     settings = runtime.settings
     url = settings.database_url
     try:
-        work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts))
+        work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts,
+                                            settings.store_group_commit))
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
@@ -97,7 +99,9 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         notify(runtime, job_id)
 
 
-def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int):
+def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, grouped: bool = False):
+    if grouped:
+        return claim_grouped(url, job_id, chunk_idx, max_attempts)
     with session_scope(url) as session:
         return claim_chunk(session, job_id, chunk_idx, max_attempts)
 
@@ -111,8 +115,11 @@ def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runti
         checked.append(reasons)
         return reasons
 
-    with session_scope(url) as session:
-        finished = save_scores(session, work, scores, meta, rule)
+    if runtime.settings.store_group_commit:
+        finished = save_grouped(url, work, scores, meta, rule)
+    else:
+        with session_scope(url) as session:
+            finished = save_scores(session, work, scores, meta, rule)
     count_flagged(checked)
     return finished
 

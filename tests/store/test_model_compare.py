@@ -54,7 +54,7 @@ def test_pairs_per_revision_and_labels_through_repeats(database_url):
         assert latest[0].case_id == case_id and latest[0].grades == {0: 3, 1: 0, 2: 1}
         assert latest[1].grades == {}
         old = paired_requests(session, "m", "cand@r1")
-        assert [p.candidate.scores for p in old] == [[0.1, 0.8, 0.5], [0.2, 0.1]]
+        assert [p.candidate.scores for p in old] == [pytest.approx([0.1, 0.8, 0.5]), pytest.approx([0.2, 0.1])]  # float32
         both = paired_requests(session, "cand@r1", "cand@r2")
         assert [p.key[0] for p in both] == [repeat]
         assert paired_requests(session, "m", "cand", limit=1)[0].key[0] == other
@@ -67,15 +67,17 @@ def test_pairs_per_revision_and_labels_through_repeats(database_url):
     assert result.baseline.low_confidence_rate == 0.5  # 0.3 top score is flagged, 0.9 with a wide margin is not
 
 
-def test_overview_counts_client_jobs_not_shadow_copies(database_url):
-    from store.review_stats import overview
+def test_overview_counts_client_jobs_and_scores_not_shadow_copies(database_url):
+    from store.review_stats import overview, score_histogram
 
     with session_scope(database_url) as session:
         job_id, _case = add_request_case(session, f"traffic {uuid.uuid4().hex[:8]}", [0.2, 0.1])
         copy(session, job_id, "cand", [0.3, 0.4], SHADOW, "r1")
         copy(session, job_id, "cand", [0.3, 0.4], RESCORE, "r1")
         stats = overview(session, "24h")
+        _bins, n_scores = score_histogram(session)
     assert sum(stats.jobs) == 1
+    assert n_scores == 2  # the client job's two scores, not its copies' four
 
 
 def test_rescore_picks_cases_by_status_and_day_once_per_model(database_url):

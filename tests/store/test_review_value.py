@@ -8,6 +8,7 @@ import math
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from rerankq.schemas import RerankRequest
 from store.case_repeats import repeat_counts, repeat_jobs
@@ -15,8 +16,9 @@ from store.db import session_scope
 from store.jobs import create_job
 from store.review_value import ValueRules, by_value, frequency, uncertainty, value_of
 from store.reviews import CaseQuery, list_cases, next_open_case
+from store.packed_scores import ScoreMeta, meta_ids, pack
 from store.shadow_jobs import SHADOW, create_copy_job
-from store.tables import Job, LowConfidenceCase, Score, utcnow
+from store.tables import ChunkScores, Job, JobChunk, LowConfidenceCase
 from store.work import flag_cases
 
 RULES = ValueRules(low_top_score=0.5, low_margin=0.05, frequency_days=7, frequency_saturation=100)
@@ -77,9 +79,10 @@ def add_request_case(session, query: str, scores: list[float], documents=None, i
 
 def add_scores(session, job_id: str, scores: list[float], model: str, revision: str = "r1",
                instruction=None) -> None:
-    session.add_all(Score(job_id=job_id, request_idx=0, doc_index=i, score=s, model=model, model_revision=revision,
-                          score_type="p", instruction=instruction, created_at=utcnow())
-                    for i, s in enumerate(scores))
+    """Request 0's scores, stored as the worker stores them: packed in its one chunk, with a shared meta."""
+    meta = ScoreMeta(model=model, model_revision=revision, score_type="p", instruction=instruction)
+    chunk_id = session.scalar(select(JobChunk.id).where(JobChunk.job_id == job_id, JobChunk.request_idx == 0))
+    session.add(ChunkScores(chunk_id=chunk_id, score_meta_id=meta_ids(session, [meta])[meta], scores=pack(scores)))
     session.flush()
 
 

@@ -1,7 +1,7 @@
 """shadow models, rescoring and the review queue's value order
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0006
 Create Date: 2026-12-03 09:30:00
 
 job_requests.query_key counts how often a normalized query is seen; low_confidence_cases.case_key
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0009'
-down_revision = '0010'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
