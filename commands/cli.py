@@ -17,11 +17,14 @@ from core.settings import Settings
 
 from commands.drift import app as drift_app
 from commands.evaluate import eval_command
+from commands.rescore import rescore_command
+
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 keys_app.command("webhook-secret")(webhook_secret)  # `rerankq keys webhook-secret --tenant T`
 app.add_typer(keys_app, name="keys")
 app.command("eval")(eval_command)
 app.add_typer(drift_app, name="drift")
+app.command("rescore")(rescore_command)
 
 
 def _settings(**overrides) -> Settings:

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
 from store.claim_lease import ChunkBusy
+from store.case_repeats import insert_cases
 from store.jobs import ACTIVE
 from store.packed_scores import (ScoreMeta, StoredScore, insert_ignoring_duplicates, meta_ids, pack, scores_by_request,
                                  unpack)
-from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, utcnow
+from store.tables import ChunkScores, Job, JobChunk, JobRequest, utcnow
 
 # Statements built once, as plain Core (no ORM layer), with expanding IN parameters: building a
 # statement costs more CPU than SQLite takes to run it, and the worker runs these for every group.
@@ -296,6 +297,7 @@ def flag_cases(session: Session, job_id: str, rule: ConfidenceRule,
             top_score=max(values), model=first.model, model_revision=first.model_revision,
             score_type=first.score_type, status="open", created_at=utcnow(),
         ))
-    if rows:
-        session.execute(insert_ignoring_duplicates(session, LowConfidenceCase.__table__), rows)
+    if rows:  # identical requests collapse into one case: a later one is a repeat of the first
+        insert_cases(session, rows, lambda table, values: session.execute(insert_ignoring_duplicates(session, table),
+                                                                          values))
     return len(rows)

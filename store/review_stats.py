@@ -17,6 +17,7 @@ from core.review_schemas import CaseStatus
 from core.stats import percentile
 from rerankq.schemas import JobStatus
 from store.packed_scores import recent_score_values
+from store.shadow_jobs import COPY_KINDS
 from store.tables import Job, LowConfidenceCase, Review
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
@@ -61,13 +62,19 @@ def _owned(statement, owner: Optional[str], job_id_column):
     return statement if owner is None else statement.join(Job, Job.id == job_id_column).where(Job.owner == owner)
 
 
+def _client_jobs(statement, owner: Optional[str], job_id_column):
+    """Only rows of client jobs (not shadow or rescore copies), of `owner`'s when given."""
+    statement = statement.join(Job, Job.id == job_id_column).where(Job.kind.not_in(COPY_KINDS))
+    return statement if owner is None else statement.where(Job.owner == owner)
+
+
 def _jobs_since(session: Session, start: datetime, owner: Optional[str]):
     """(submitted at, finished at, status, requests, cases) of each job submitted since `start`, in one
     pass: the low-confidence rate takes its numerator and denominator from the same rows, so flags and
     requests share one time base."""
     statement = (select(Job.created_at, Job.finished_at, Job.status, Job.n_requests, func.count(LowConfidenceCase.id))
                  .outerjoin(LowConfidenceCase, LowConfidenceCase.job_id == Job.id)
-                 .where(Job.created_at >= start)
+                 .where(Job.created_at >= start, Job.kind.not_in(COPY_KINDS))  # client traffic, not shadow copies
                  .group_by(Job.id, Job.created_at, Job.finished_at, Job.status, Job.n_requests))
     if owner is not None:
         statement = statement.where(Job.owner == owner)
@@ -131,8 +138,9 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
 
 def score_histogram(session: Session, owner: Optional[str] = None,
                     bins: int = 20) -> tuple[list[tuple[float, float, int]], int]:
-    """Counts of the most recent scores over [0, 1] (or their own range when outside it), and how many."""
-    values = recent_score_values(session, SCORE_SAMPLE, lambda statement, column: _owned(statement, owner, column))
+    """Counts of the most recent scores of client jobs over [0, 1] (or their own range when outside it), and how
+    many. Shadow and rescore copies are left out: they are other models' scores no client was given."""
+    values = recent_score_values(session, SCORE_SAMPLE, lambda statement, column: _client_jobs(statement, owner, column))
     if not values:
         return [], 0
     lo, hi = min(0.0, min(values)), max(1.0, max(values))

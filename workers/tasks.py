@@ -26,7 +26,7 @@ from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
                              observe_queue_wait)
-from core.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from core.queue import INTERACTIVE, PUBLISHED_AT, SHADOW_LANE, TASK_SCORE_CHUNK
 from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
 from workers.grouped_store import claim_grouped, save_grouped
@@ -53,7 +53,9 @@ def register(app: Celery) -> Task:
         observe_queue_wait(getattr(self.request, PUBLISHED_AT, None))
         lane = (self.request.delivery_info or {}).get("routing_key", "")
         try:
-            run_chunk(runtime, job_id, chunk_idx, priority=0 if lane.endswith(INTERACTIVE) else 1)
+            # Shadow work waits behind every real pair in the batcher and raises no review cases.
+            priority = 0 if lane.endswith(INTERACTIVE) else 2 if lane.endswith(SHADOW_LANE) else 1
+            run_chunk(runtime, job_id, chunk_idx, priority=priority)
         except RetryChunk as retry:
             raise self.retry(countdown=retry.countdown, exc=retry.cause)
 
@@ -93,7 +95,7 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         return
     meta = score_meta(runtime, work)
     try:
-        finished = with_db_retry(lambda: _save(url, work, scores, meta, runtime))
+        finished = with_db_retry(lambda: _save(url, work, scores, meta, runtime, flag=priority < 2))
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
@@ -108,11 +110,12 @@ def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, lease_s: fl
         return claim_chunk(session, job_id, chunk_idx, max_attempts, lease_s)
 
 
-def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime) -> bool:
+def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime,
+          flag: bool = True) -> bool:
     checked: list[list[str]] = []  # reasons per request the rules looked at, counted once committed
 
     def rule(values):
-        reasons = runtime.rules.reasons(values)
+        reasons = runtime.rules.reasons(values) if flag else []
         checked.append(reasons)
         return reasons
 
