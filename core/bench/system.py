@@ -56,8 +56,9 @@ class LocalSystem:
     """redis-server + SQLite + one worker + the API in `root`, stopped on exit."""
 
     def __init__(self, model_dir: Path, max_length: int, root: Path, device: str = "auto",
-                 extra_env: Optional[dict] = None) -> None:
+                 extra_env: Optional[dict] = None, database_url: str = "") -> None:
         self.model_dir = model_dir
+        self.database_url = database_url  # empty: a SQLite file in `root`
         self.max_length = max_length
         self.root = root
         self.device = device
@@ -88,7 +89,7 @@ class LocalSystem:
         redis_port = free_port()
         self.processes.append(start_redis(self.root / "redis", redis_port, self.root / "redis.log"))
         self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        database_url = f"sqlite:///{self.root / 'rerankq.db'}"
+        database_url = self.database_url or f"sqlite:///{self.root / 'rerankq.db'}"
         upgrade(database_url)
         self.api_port, self.metrics_port = free_port(), free_port()
         env = self._env(database_url)
@@ -140,6 +141,10 @@ class LocalSystem:
         self.processes = []
 
     # --- observation -------------------------------------------------------------------
+    def pids(self) -> dict[str, int]:
+        """The stack's processes by part (for per-process CPU figures)."""
+        return dict(zip(("redis", "worker", "api"), (p.pid for p in self.processes)))
+
     def heartbeat(self) -> dict:
         raw = redis.Redis.from_url(self.redis_url).get(worker_key(WORKER))
         return json.loads(raw) if raw else {}

@@ -1,0 +1,23 @@
+"""Checks of `rerankq bench`'s pipeline flags (--database-url, --peer, --peer-venv, --clients, --requests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from core.bench.peer import PEERS
+
+
+def bench_pipeline_options(database_url: str, peer: Optional[str], peer_venv: Optional[Path], clients: int,
+                           requests: Optional[int]) -> dict[str, Any]:
+    """The BenchOptions fields for these flags; a usage error names the flag and what it takes."""
+    if peer is not None and peer not in PEERS:
+        raise typer.BadParameter(f"{peer!r}: choose from {', '.join(PEERS)}", param_hint="--peer")
+    if peer is not None and peer_venv is None:
+        raise typer.BadParameter("--peer needs the virtual environment it is installed in", param_hint="--peer-venv")
+    if peer_venv is not None and not (peer_venv / "bin" / "infinity_emb").exists():
+        raise typer.BadParameter(f"{peer_venv / 'bin' / 'infinity_emb'} does not exist", param_hint="--peer-venv")
+    return {"database_url": database_url, "peer": peer, "peer_venv": peer_venv.resolve() if peer_venv else None,
+            "clients": clients, "requests": requests}
