@@ -198,7 +198,7 @@ def bench(
     peer: Optional[str] = typer.Option(None, help="Run interactive and bulk against this server too: infinity."),
     peer_venv: Optional[Path] = typer.Option(None, help="The virtual environment holding the peer (bin/infinity_emb)."),
     clients: int = typer.Option(16, min=1, help="Concurrent clients of the interactive workload."),
-    requests: Optional[int] = typer.Option(None, min=1, help="Requests of the interactive workload (50 per client)."),
+    requests: Optional[int] = typer.Option(None, min=1, help="Requests of the interactive workload (25 per client)."),
 ) -> None:
     """Measure pairs/s and latency: direct (in-process limit), system (HTTP, Redis, worker, store) and naive."""
     from core.bench.options import bench_pipeline_options

@@ -70,8 +70,10 @@ def sizes(quick: bool, clients: int, requests: Optional[int]) -> Sizes:
     if quick:
         return Sizes(clients=min(clients, 4), requests=requests or 24, ceiling_jobs=3, ceiling_clients=2,
                      queries_per_job=2, docs_per_query=20, bulk_jobs=2)
-    return Sizes(clients=clients, requests=requests or 50 * clients, ceiling_jobs=24, ceiling_clients=6,
-                 queries_per_job=10, docs_per_query=100, bulk_jobs=12)
+    # The bulk run was 24 jobs x 10 queries x 100 documents; a quarter of that keeps a run
+    # of the pipeline workloads within a few minutes on a shared 2-core machine.
+    return Sizes(clients=clients, requests=requests or 25 * clients, ceiling_jobs=6, ceiling_clients=6,
+                 queries_per_job=10, docs_per_query=100, bulk_jobs=6)
 
 
 # --- models and texts ------------------------------------------------------------------------

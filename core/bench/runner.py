@@ -56,7 +56,7 @@ class BenchOptions:
     peer: Optional[str] = None  # "infinity": run the interactive and bulk workloads against it too
     peer_venv: Optional[Path] = None
     clients: int = 16  # interactive workload
-    requests: Optional[int] = None  # interactive workload (default 50 per client)
+    requests: Optional[int] = None  # interactive workload (default 25 per client)
     databases: Any = None  # core.bench.pg_cluster.Databases, set by main()
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
