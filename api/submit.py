@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def queue_depth(state: AppState, model: str) -> int:
-    return sum(int(state.redis.llen(q)) for q in queues_for(model))
+    """Messages waiting in the model's queues, read in one Redis round trip."""
+    pipe = state.redis.pipeline(transaction=False)
+    for queue in queues_for(model):
+        pipe.llen(queue)
+    return sum(int(n) for n in pipe.execute())
 
 
 def admit(state: AppState, model: str) -> None:

@@ -17,6 +17,7 @@ from typing import Callable, TypeVar
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
+from core import done_payload
 from core.redis_keys import cancelled_key, done_key
 from models.base import Pair
 from models.long_documents import max_per_document, split_documents
@@ -92,8 +93,10 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
-    if finished:
-        notify(runtime, job_id)
+    if finished:  # committed: the scores ride along to a waiting POST /v1/rerank (core/done_payload.py)
+        notify(runtime, job_id, done_payload.encode(work.request_idx, work.doc_start, scores, meta.model,
+                                                    meta.model_revision, meta.score_type, meta.instruction,
+                                                    meta.degraded))
 
 
 def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int):
@@ -197,11 +200,11 @@ def with_db_retry(action: Callable[[], T], budget_s: float = DB_RETRY_S) -> T:
             delay = min(delay * 2, 5.0)
 
 
-def notify(runtime: WorkerRuntime, job_id: str) -> None:
-    """Wake an API request waiting on this job (POST /v1/rerank)."""
+def notify(runtime: WorkerRuntime, job_id: str, message: str = "done") -> None:
+    """Wake an API request waiting on this job (POST /v1/rerank, GET /v1/jobs/{id}?wait=)."""
     key = done_key(job_id)
     pipe = runtime.redis.pipeline()
-    pipe.rpush(key, "done")
+    pipe.rpush(key, message)
     pipe.expire(key, 300)
     pipe.execute()
     deliver_later(runtime, job_id)  # the job's webhook, if it has one

@@ -8,7 +8,7 @@ import time
 import redis
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.auth import SubmitDep
 from api.deps import StateDep
@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
+from core.done_payload import decode, response_from
 from core.redis_keys import done_key
 from core.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
@@ -40,7 +41,10 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     check_model(body, await run_in_threadpool(accepted_names, settings, state.redis, [body.model]))
     check_request(body, settings)
     job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
-    await wait_until_done(state, job_id, settings.sync_timeout_s)
+    woke = await wait_until_done(state, job_id, settings.sync_timeout_s)
+    answer = response_from(decode(woke), job_id, body)  # the worker's committed scores, when they are all there
+    if answer is not None:  # serialized once here: FastAPI would validate the model again first
+        return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
     view = await run_in_threadpool(_view, state, job_id)
     if view.status is JobStatus.succeeded:
         return view.results[0]
@@ -57,16 +61,19 @@ def _view(state, job_id: str):
         return job_view(session, get_job(session, job_id))
 
 
-async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
-    """Block on the job's done list (a worker pushes to it); fall back to polling the store."""
+async def wait_until_done(state, job_id: str, timeout_s: float):
+    """Block on the job's done list (a worker pushes to it); fall back to polling the store.
+    Returns the message popped (truthy), True when the store says the job finished, or False
+    at the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()
         if remaining < 0.01:  # BLPOP rounds tiny timeouts to 0, which would block forever
             return False
         try:
-            if await state.aioredis.blpop([done_key(job_id)], timeout=min(remaining, 5.0)):
-                return True
+            popped = await state.aioredis.blpop([done_key(job_id)], timeout=min(remaining, 5.0))
+            if popped:
+                return popped[1] or True
         except redis.RedisError:
             await asyncio.sleep(min(0.2, remaining))
         if await run_in_threadpool(_finished, state, job_id):
