@@ -55,7 +55,9 @@ class InfinityPeer:
                "INFINITY_ANONYMOUS_USAGE_STATS": "0", "TOKENIZERS_PARALLELISM": "false"}
         command = [str(self.executable), "v2", "--model-id", str(self.model_dir), "--served-model-name", "bench",
                    "--engine", "torch", "--device", self.device, "--host", "127.0.0.1", "--port", str(self.port),
-                   "--no-bettertransformer", "--log-level", "warning"]
+                   "--no-bettertransformer", "--no-model-warmup", "--log-level", "warning"]
+        # No warm-up: it sends the tokenizer's longest input, past the tiny bench model's 128
+        # positions; the bench warms the peer with its own requests instead.
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
