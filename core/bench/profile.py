@@ -31,8 +31,16 @@ AREAS = [  # a sample counts for the area of its innermost frame that matches on
 ]
 
 
+# Innermost frames of a thread that waits (py-spy samples some as active on a busy host): not CPU.
+WAITING = ("Condition.wait", "Event.wait", "selectors.py", "eventio.py", "_worker (concurrent/futures/thread.py",
+           "Runner.run (asyncio", "Batcher._watchdog", "sleep")
+
+
 def area_of(stack: str) -> str:
-    for frame in reversed(stack.split(";")):
+    frames = stack.split(";")
+    if frames and any(w in frames[-1] for w in WAITING):
+        return "waiting"
+    for frame in reversed(frames):
         for name, needles in AREAS:
             if any(needle in frame for needle in needles):
                 return name
@@ -45,6 +53,7 @@ def summarize(collapsed: Path) -> dict[str, float]:
         stack, _, count = line.rpartition(" ")
         if stack:
             counts[area_of(stack)] += int(count)
+    counts.pop("waiting", None)
     total = sum(counts.values()) or 1
     return {area: round(100 * n / total, 1) for area, n in counts.most_common()}
 
