@@ -151,3 +151,17 @@ def test_pipeline_targets_compare_in_the_right_direction():
     assert met == {"interactive_req_s_vs_peer": True, "interactive_p99_vs_peer": False, "ceiling_vs_plain": False,
                    "interactive_worker_cpu_outside_forward_ms": True, "ceiling_worker_cpu_outside_forward_us": False}
     assert evaluate(rows[:1])["interactive_req_s_vs_peer"]["met"] is None  # no peer run: not measured
+
+
+def test_profile_shares_leave_out_waiting_threads(tmp_path):
+    from core.bench.profile import summarize
+
+    collapsed = tmp_path / "worker.txt"
+    collapsed.write_text("\n".join([
+        "run_chunk (workers/tasks.py:80);_save (workers/tasks.py:99);do_execute (sqlalchemy/engine/default.py:1) 30",
+        "_loop (workers/batcher.py:1);forward (torch/nn/modules/linear.py:1) 50",
+        "run_chunk (workers/tasks.py:80);execute (redis/client.py:1) 20",
+        "_worker (concurrent/futures/thread.py:81) 900",
+        "wait_for (workers/tasks.py:1);Condition.wait (threading.py:331) 500",
+    ]))
+    assert summarize(collapsed) == {"model": 50.0, "sql": 30.0, "redis": 20.0}
