@@ -49,6 +49,7 @@ def rows_by(result: dict) -> dict[tuple[str, str], dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_pipeline_workloads_with_a_peer_side_by_side(tmp_path):
     venv = fake_peer_venv(tmp_path)
     result, stdout = run_bench(tmp_path, "--workloads", "ceiling,interactive", "--clients", "3", "--requests", "12",
@@ -82,6 +83,7 @@ def test_pipeline_workloads_with_a_peer_side_by_side(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.timeout(900)
 def test_interactive_against_a_throwaway_postgres(tmp_path, postgres_cluster):
     # postgres_cluster: a skip naming what is missing where the server binaries are not installed.
     result, _ = run_bench(tmp_path, "--workloads", "interactive", "--clients", "2", "--requests", "6",
