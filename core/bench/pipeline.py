@@ -304,7 +304,8 @@ class PipelineBench:
         warm, items = [[r] for r in flat[: s.clients]], [[r] for r in flat[s.clients:]]
         bulk_flat = make_requests(model_dir, s.bulk_jobs * s.queries_per_job, s.docs_per_query, 8, 40,
                                   options.seed + 50) if options.peer else []
-        bulk = [bulk_flat[i * s.queries_per_job:(i + 1) * s.queries_per_job] for i in range(s.bulk_jobs)]
+        bulk = [bulk_flat[i * s.queries_per_job:(i + 1) * s.queries_per_job] for i in range(s.bulk_jobs)
+                if bulk_flat]  # bulk-ce runs only beside a peer
         bulk_clients = s.ceiling_clients
         rows: list[dict] = []
         with contextlib.ExitStack() as stack:
