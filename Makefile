@@ -8,14 +8,17 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: up test install install-dev bench clean
+.PHONY: up test test-fast lint soak install install-dev bench clean
+SOAK_MINUTES ?= 30
+SOAK_SEED ?= 1
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml client/pyproject.toml
 	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ./client
 	$(PY) -m pip install -q -e '.[worker,postgres,redis-server]'
 	touch $@
 
@@ -31,6 +34,18 @@ up: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The in-process tier: no Redis, no worker, no model; an answer in well under a minute.
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	@echo "mypy: configured in pyproject.toml; run `.venv/bin/mypy` (not yet clean, so not a CI gate)"
+
+# Randomized chaos soak on its own stack (PostgreSQL, Redis AOF, 2 workers, 2 APIs); CI runs 1 minute of it.
+soak: $(VENV)/.installed-dev
+	$(VENV)/bin/rerankq soak --minutes $(SOAK_MINUTES) --seed $(SOAK_SEED)
 
 bench: $(VENV)/.installed-dev
 	$(VENV)/bin/rerankq bench

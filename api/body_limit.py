@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import mark_rejection
+
 
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -18,7 +20,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         if declared is None:
             await self._buffered(scope, receive, send)
@@ -36,7 +38,7 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, send)
         except BodyTooLarge:
-            await self._reject(send)
+            await self._reject(scope, send)
 
     async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A body of unknown length (chunked) is read here first, up to the limit, then handed on:
@@ -51,7 +53,7 @@ class BodyLimitMiddleware:
             parts.append(message.get("body", b""))
             seen += len(parts[-1])
             if seen > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, send)
                 return
             if not message.get("more_body", False):
                 pending = [{"type": "http.request", "body": b"".join(parts), "more_body": False}]
@@ -62,7 +64,8 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        mark_rejection(scope, "body_too_large")
         body = json.dumps({
             "error": "body_too_large",
             "message": f"request body exceeds {self.max_bytes} bytes (RERANKQ_MAX_BODY_BYTES)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import redis
 import redis.asyncio as aioredis
@@ -12,6 +12,9 @@ from fastapi import Depends, Request
 
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from api.job_waiters import JobWaiters
+
 
 @dataclass
 class AppState:
@@ -19,6 +22,7 @@ class AppState:
     celery: Celery
     redis: redis.Redis
     aioredis: aioredis.Redis
+    waiters: Optional["JobWaiters"] = None  # wakes requests waiting for a job (api.job_waiters)
 
 
 def get_state(request: Request) -> AppState:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.schemas import ErrorBody, ErrorDetail
+from rerankq.schemas import ErrorBody, ErrorDetail
 
 
 class ApiError(Exception):
@@ -31,30 +31,47 @@ def error_response(status: int, code: str, message: str, details: list[ErrorDeta
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
+REJECTION_STATE = "rejection"  # scope["state"] key: the error code of a refused request, for the metrics
+
+
+def mark_rejection(scope: dict, code: str) -> None:
+    """Record why a request is refused, where the refusal is decided (the HTTP metrics count it)."""
+    scope.setdefault("state", {})[REJECTION_STATE] = code
+
+
 def _field_name(loc: tuple) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
     return ".".join(parts) or "body"
 
 
-async def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _limit(ctx: dict) -> Any:
+    """The bound a value broke (max_length, ge, le, ...), as pydantic reports it."""
+    return next((ctx[key] for key in ("limit_value", "ge", "le", "gt", "lt") if ctx.get(key) is not None), None)
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
+        mark_rejection(request.scope, "malformed_json")
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     details = [ErrorDetail(field=_field_name(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"),
-                           limit=(e.get("ctx") or {}).get("limit_value") or (e.get("ctx") or {}).get("ge"))
+                           limit=_limit(e.get("ctx") or {}))
                for e in errors]
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+    mark_rejection(request.scope, "invalid_request")
     return error_response(422, "invalid_request", summary, details)
 
 
-async def _api_error_handler(_request: Request, exc: ApiError) -> JSONResponse:
+async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
+    mark_rejection(request.scope, exc.code)
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
-async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
-                          headers=getattr(exc, "headers", None))
+    code = codes.get(exc.status_code, "http_error")
+    mark_rejection(request.scope, code)
+    return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
 def install_error_handlers(app: FastAPI) -> None:

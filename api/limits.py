@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from api.errors import ApiError
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from core.settings import Settings
+from rerankq.storable_text import MESSAGE as UNSTORABLE_MESSAGE
+from rerankq.storable_text import UNSTORABLE
 
 
 def _too_big(field: str, message: str, limit: int, setting: str) -> ApiError:
@@ -23,6 +25,9 @@ def check_request(request: RerankRequest, settings: Settings, prefix: str = "") 
             raise _too_big(f"{prefix}{field}", f"{len(text)} characters is more than allowed",
                            settings.max_query_chars, "RERANKQ_MAX_QUERY_CHARS")
     for index, text in enumerate(request.document_texts()):
+        if UNSTORABLE.search(text):
+            raise ApiError(422, "invalid_request", f"{prefix}documents.{index}: {UNSTORABLE_MESSAGE}",
+                           field=f"{prefix}documents.{index}")
         if len(text) > settings.max_document_chars:
             raise _too_big(f"{prefix}documents.{index}", f"{len(text)} characters is more than allowed",
                            settings.max_document_chars, "RERANKQ_MAX_DOCUMENT_CHARS")

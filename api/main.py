@@ -11,12 +11,18 @@ from fastapi import FastAPI
 
 from api import metrics
 from api.body_limit import BodyLimitMiddleware
+from api.body_scan import BodyScanMiddleware
+from api.db_errors import install_database_error_handler
 from api.deps import AppState
+from api.early_auth import EarlyAuthMiddleware
 from api.errors import install_error_handlers
+from api.job_waiters import JobWaiters
+from api.wait_metrics import count_database_queries
 from api.dashboard import install_dashboard
 from api.routes import health, jobs, models, reviews, rerank
+from api.url_text import UrlTextMiddleware
 from core.settings import Settings, get_settings
-from workers.queue import make_celery
+from core.queue import make_celery
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
@@ -29,9 +35,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             celery=make_celery(settings),
             redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10),
             aioredis=aioredis.Redis.from_url(settings.redis_url),
+            waiters=JobWaiters(settings.redis_url, settings.database_url, settings.wait_recheck_s),
         )
         app.state.rerankq = state
+        state.waiters.start()
         yield
+        await state.waiters.stop()
         await state.aioredis.aclose()
         state.redis.close()
 
@@ -42,7 +51,13 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    count_database_queries()
+    install_database_error_handler(app)
+    # Innermost first: limits counted while the body is parsed, its size, the key before any of it.
+    app.add_middleware(BodyScanMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EarlyAuthMiddleware)
+    app.add_middleware(UrlTextMiddleware)
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
     for module in (rerank, jobs, health, models, metrics, reviews):
         app.include_router(module.router)

@@ -8,20 +8,23 @@ has its own counters.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
                                disable_created_metrics, generate_latest)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import StateDep
+from api.errors import REJECTION_STATE
+from api.drift_metrics import DriftCollector
+from api.metrics_access import metrics_access
 from api.queue_metrics import BrokerCollector
 from api.store_metrics import StoreCollector
-from core.schemas import RerankRequest
+from api.wait_metrics import WaitersCollector
+from rerankq.schemas import RerankRequest
 
 disable_created_metrics()  # the *_created series only double what every scrape sends
 
@@ -59,11 +62,9 @@ def route_label(scope: Scope) -> str:
     return scope["path"] if scope["path"] in SUBMIT_ROUTES else UNMATCHED
 
 
-def rejection_reason(status: int, body: bytes) -> str:
-    try:
-        code = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        code = None
+def rejection_reason(scope: Scope, status: int) -> str:
+    """The error code recorded where the request was refused (api.errors.mark_rejection)."""
+    code = scope.get("state", {}).get(REJECTION_STATE)
     return code if isinstance(code, str) and code else f"http_{status}"
 
 
@@ -79,15 +80,12 @@ class HttpMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        error_body = bytearray()
         submit = scope["method"] == "POST"
 
         async def observed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and submit and _refused(status) and len(error_body) < 65536:
-                error_body.extend(message.get("body", b""))
             await send(message)
 
         try:
@@ -98,7 +96,7 @@ class HttpMetricsMiddleware:
             HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
             HTTP_DURATION.labels(route=route).observe(time.perf_counter() - started)
             if submit and route in SUBMIT_ROUTES and _refused(status):
-                REJECTIONS.labels(reason=rejection_reason(status, bytes(error_body))).inc()
+                REJECTIONS.labels(reason=rejection_reason(scope, status)).inc()
 
 
 def _refused(status: int) -> bool:
@@ -108,10 +106,12 @@ def _refused(status: int) -> bool:
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(metrics_access)])
 def metrics(state: StateDep) -> Response:
     """Process counters plus queue and store gauges read now (one Redis pipeline, a few COUNTs)."""
     scrape = CollectorRegistry()
     scrape.register(BrokerCollector(state.settings, state.redis))
     scrape.register(StoreCollector(state.settings))
+    scrape.register(WaitersCollector(state.waiters))
+    scrape.register(DriftCollector(state.settings, state.redis))
     return Response(generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE_LATEST)

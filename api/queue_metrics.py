@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from api.served_models import live_workers, served_models
 from core.settings import Settings
-from workers.queue import BULK, INTERACTIVE, queue_name
+from core.queue import BULK, INTERACTIVE, queue_name
 
 log = logging.getLogger(__name__)
 

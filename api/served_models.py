@@ -9,14 +9,13 @@ model's name before anything is stored.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import redis
 
-from core.redis_keys import WORKER_PATTERN
+from core import worker_registry as registry
 from core.settings import Settings
 
 
@@ -35,17 +34,8 @@ class ServedModel:
 
 
 def live_workers(client: redis.Redis) -> list[dict]:
-    """Heartbeats present now; a key expires after about three missed beats."""
-    workers = []
-    for key in client.scan_iter(match=WORKER_PATTERN, count=100):
-        raw = client.get(key)
-        if not raw:
-            continue
-        try:
-            workers.append(json.loads(raw))
-        except ValueError:
-            continue
-    return workers
+    """Heartbeats present now (core.worker_registry: O(workers)); one expires after about three missed beats."""
+    return registry.live_workers(client)
 
 
 def ready_models(workers: Iterable[dict]) -> dict[str, list[dict]]:

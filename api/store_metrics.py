@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from core.settings import Settings
 from store.db import session_scope
 from store.tables import Job, LowConfidenceCase, utcnow
-from workers.confidence import CALIBRATION_SAMPLE, FLAT_SCORES, LOW_TOP_SCORE, SMALL_MARGIN
+from core.confidence_reasons import ALL_REASONS
+from rerankq.schemas import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
-REASONS = (LOW_TOP_SCORE, SMALL_MARGIN, FLAT_SCORES, CALIBRATION_SAMPLE)
+ACTIVE = ACTIVE_STATUSES
+REASONS = ALL_REASONS
 
 
 class StoreCollector:

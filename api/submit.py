@@ -18,10 +18,10 @@ from api.deps import AppState
 from api.errors import ApiError
 from api.metrics import record_submission
 from api.served_models import resolve_model
-from core.schemas import RerankRequest
+from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published
-from workers.queue import BULK, INTERACTIVE, publish_chunks, queue_name, queues_for
+from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name, queues_for
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def submit(
     except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
         log.warning("publishing job %s failed (%s); the sweeper will publish it", job_id, error)
     record_submission(kind, model, requests)
-    return job_id, "queued", True
+    return job_id, JobStatus.queued.value, True
 
 
 def _existing(url: str, owner: Optional[str], key: str) -> Optional[tuple[str, str]]:

@@ -1,14 +1,16 @@
-"""The scores a worker hands to a waiting POST /v1/rerank through the job's done list.
+"""The scores a worker hands to a waiting POST /v1/rerank with the job's done notice.
 
 Reading a finished job back from the store (job, request and score rows through the ORM) was
 the largest part of the API's CPU per synchronous request. The worker that finishes a job
-already holds the last chunk's scores and what is stored with them, so it pushes them with its
-wake-up message, and the API answers from them.
+already holds the last chunk's scores and what is stored with them, so it publishes them with
+its done notice (`core.redis_keys.JOBS_DONE_CHANNEL`, read by api.job_waiters), and the API
+answers from them.
 
-The SQL write stays the record: the worker pushes only after the transaction that stored the
+The SQL write stays the record: the worker publishes only after the transaction that stored the
 scores and finished the job has committed. The API uses the payload only when it covers every
 document of its single request (one chunk); a job of several chunks, a failed or cancelled job,
-or a plain "done" (an older worker, a duplicate delivery) is read from the store as before.
+or a bare job id (a cancel, an older worker, a duplicate delivery) is read from the store as
+before. A notice is `<job id>` or `<job id> <payload>` (job ids hold no spaces).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
-from core.schemas import DocumentObject, RerankMeta, RerankRequest, RerankResponse, RerankResult
+from rerankq.schemas import DocumentObject, RerankMeta, RerankRequest, RerankResponse, RerankResult
 
 VERSION = 1
 
@@ -29,8 +31,27 @@ def encode(request_idx: int, doc_start: int, scores: Sequence[float], model: str
                        "score_type": score_type, "instruction": instruction, "degraded": bool(degraded)})
 
 
+def covers_a_request(request_idx: int, doc_start: int) -> bool:
+    """Whether a chunk's scores can answer a one-request job alone (worth publishing): the first
+    request's first documents. Other chunks are never a whole sync answer."""
+    return request_idx == 0 and doc_start == 0
+
+
+def notice(job_id: str, payload: Optional[str] = None) -> str:
+    """The message published on the done channel: the job id, with the payload when there is one."""
+    return job_id if payload is None else f"{job_id} {payload}"
+
+
+def parse_notice(data: Any) -> tuple[str, Optional[str]]:
+    """(job id, payload or None) of a done-channel message."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    job_id, _, payload = str(data).partition(" ")
+    return job_id, payload or None
+
+
 def decode(raw: Any) -> Optional[dict]:
-    """The payload, or None for a bare wake-up ("done", "cancelled") or anything unreadable."""
+    """The payload, or None when there is none (a bare notice) or it is unreadable."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
     if not isinstance(raw, str) or not raw.startswith("{"):

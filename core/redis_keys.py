@@ -4,6 +4,7 @@ from __future__ import annotations
 
 PREFIX = "rerankq"
 WORKER_PATTERN = f"{PREFIX}:worker:*"
+JOBS_DONE_CHANNEL = f"{PREFIX}:jobs-done"  # pub/sub: a finished job's id, for the API's waiting requests
 
 
 def worker_key(hostname: str) -> str:
@@ -11,11 +12,24 @@ def worker_key(hostname: str) -> str:
     return f"{PREFIX}:worker:{hostname}"
 
 
-def done_key(job_id: str) -> str:
-    """A list the finishing worker pushes to, so a waiting API request wakes at once (BLPOP)."""
-    return f"{PREFIX}:done:{job_id}"
-
-
 def cancelled_key(job_id: str) -> str:
     """Set by DELETE /v1/jobs/{id} so running chunks of a cancelled job stop early."""
     return f"{PREFIX}:cancelled:{job_id}"
+
+
+SCORE_CACHE_PREFIX = f"{PREFIX}:score:"  # + a digest of model, revision, dtype, instruction, query and document
+
+
+def sweep_lost_lock_key(model_key: str) -> str:
+    """Held by the one worker that re-publishes a model's lost messages."""
+    return f"{PREFIX}:sweep-lost:{model_key}"
+
+
+def callback_lease_key(job_id: str) -> str:
+    """Held by the one worker delivering a job's webhook."""
+    return f"{PREFIX}:callback-lease:{job_id}"
+
+
+def gpu_lease_key(gpu_id: str) -> str:
+    """Held by the worker process that claimed this GPU."""
+    return f"{PREFIX}:gpu:{gpu_id}"

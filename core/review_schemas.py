@@ -8,6 +8,8 @@ from typing import Optional
 
 from pydantic import BaseModel, Field
 
+from rerankq.storable_text import StorableStr
+
 GRADE_NAMES = {0: "Not relevant", 1: "Partly relevant", 2: "Relevant", 3: "Perfect"}
 RELEVANT_GRADE = 2  # a grade at or above this counts as relevant (label 1) in binary exports
 
@@ -31,9 +33,9 @@ class ReviewCreate(BaseModel):
                                                "3 perfect. Documents left out are unlabelled.")
     best_index: Optional[int] = Field(None, description="The document that answers the query best (graded 3 "
                                                          "when unlabelled; must not be graded below 2).")
-    note: Optional[str] = Field(None, max_length=5000, description="Free text for whoever reads the review.")
+    note: Optional[StorableStr] = Field(None, max_length=5000, description="Free text for whoever reads the review.")
     decision: Decision = Field(..., description="reviewed: the labels are usable; dismissed: not worth labelling.")
-    reviewer: Optional[str] = Field(None, max_length=100,
+    reviewer: Optional[StorableStr] = Field(None, max_length=100,
                                     description="A person's name when one tool submits for several people; "
                                                 "stored under the calling key's id.")
 

@@ -106,13 +106,25 @@ class Settings(BaseSettings):
 
     # --- API ---------------------------------------------------------------------------
     sync_timeout_s: float = Field(30.0, gt=0, description="POST /v1/rerank waits this long, then answers 202.")
+    wait_recheck_s: float = Field(
+        5.0, gt=0, description="API: how often one store query checks every job this process's waiting requests "
+        "(POST /v1/rerank, ?wait=, playground) wait on, in case a done notice was lost. Notices wake them at once.",
+    )
     max_documents: int = Field(1000, ge=1, description="Documents per request.")
+    job_results_page: int = Field(
+        10, ge=1, le=100, description="Requests whose results one GET /v1/jobs/{id} answer holds unless `limit` "
+        "says otherwise (at most 100); `page.next` names the next page.",
+    )
     max_requests_per_job: int = Field(100, ge=1, description="Requests (queries) per job.")
     max_document_chars: int = Field(100_000, ge=1, description="Characters per document.")
     max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
     max_queue_depth: int = Field(10_000, ge=1, description="Queued messages above which submits get 429.")
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>` (rerankq keys create).")
+    metrics_require_key: bool = Field(
+        False, description="GET /metrics on the API requires a key with the metrics (or admin) scope, sent as "
+        "`Authorization: Bearer` (Prometheus: `authorization.credentials`). Off: open to any caller.",
+    )
     secret_key: str = Field("", description="Signs dashboard sessions and CSRF tokens. Empty: random per start "
                             "(sessions then end on restart; set one shared value when running several API processes).")
     dashboard_session_hours: float = Field(12.0, gt=0, description="How long a dashboard login lasts.")
@@ -156,6 +168,18 @@ class Settings(BaseSettings):
                                 "fallback worker loads.")
     fallback_after_s: float = Field(10.0, gt=0, description="How long jobs wait without a live reranker worker "
                                     "before the fallback worker takes them.")
+
+    # --- score drift (API /metrics, dashboard overview, `rerankq drift`) ----------------
+    drift_window_s: float = Field(3600.0, gt=0, description="Recent window whose score distribution is compared "
+                                  "with the model's reference window (rerankq_score_drift_psi/ks).")
+    drift_reference_s: float = Field(86400.0, gt=0, description="Length of a reference window: the first traffic "
+                                     "of a newly served model revision, or the last traffic at `rerankq drift pin`.")
+    drift_max_jobs: int = Field(100, ge=1, description="Most recent succeeded jobs sampled per window (bounds the "
+                                "cost of a drift computation).")
+    drift_min_scores: int = Field(100, ge=1, description="Scores each window needs before PSI and KS are reported.")
+    drift_bins: int = Field(10, ge=2, le=100, description="PSI bins, at the reference window's quantiles.")
+    drift_cache_s: float = Field(60.0, ge=0, description="API: how long one drift computation serves /metrics "
+                                 "scrapes; an older one is still served while a background thread recomputes it.")
 
     # --- low-confidence rules ----------------------------------------------------------
     low_top_score: float = Field(0.5, description="Flag when the best score is below this.")

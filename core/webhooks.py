@@ -7,15 +7,13 @@ time in `X-Rerankq-Timestamp`, so a receiver can refuse old or replayed deliveri
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-from typing import Mapping, Optional, Union
+from typing import Optional
 from urllib.parse import urlsplit
 
-TIMESTAMP_HEADER = "X-Rerankq-Timestamp"
-SIGNATURE_HEADER = "X-Rerankq-Signature"
-SCHEME = "v1"
+from rerankq.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "callback_url_problem", "host_allowed", "host_and_port",
+           "parse_allowed_hosts", "sign", "verify_signature"]
 
 
 def parse_allowed_hosts(setting: str) -> list[str]:
@@ -70,34 +68,3 @@ def callback_url_problem(url: str, allowed_hosts: str) -> Optional[str]:
         return (f"host '{parts.hostname}:{port}' is not in the allow-list "
                 f"(RERANKQ_WEBHOOK_ALLOWED_HOSTS: {', '.join(patterns)})")
     return None
-
-
-def signature(secret: str, timestamp: Union[int, str], body: Union[bytes, str]) -> str:
-    raw = body if isinstance(body, bytes) else body.encode()
-    message = str(timestamp).encode() + b"." + raw
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def sign(secret: str, body: Union[bytes, str], timestamp: Optional[int] = None) -> dict[str, str]:
-    """The two headers a delivery carries."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: f"{SCHEME}={signature(secret, timestamp, body)}"}
-
-
-def verify_signature(secret: str, body: Union[bytes, str], headers: Mapping[str, str],
-                     tolerance_s: float = 300.0, now: Optional[float] = None) -> bool:
-    """True when the headers carry a valid `v1` signature of `body` made within `tolerance_s`.
-
-    `body` must be the raw request body, byte for byte (not re-serialised JSON)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
-    given = lowered.get(SIGNATURE_HEADER.lower(), "")
-    try:
-        age = (time.time() if now is None else now) - int(timestamp)
-    except ValueError:
-        return False
-    if abs(age) > tolerance_s:
-        return False
-    expected = signature(secret, timestamp, body)
-    candidates = [part.strip()[len(SCHEME) + 1:] for part in given.split(",") if part.strip().startswith(f"{SCHEME}=")]
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)

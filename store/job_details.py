@@ -9,7 +9,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.schemas import JobView
+from rerankq.schemas import JobView
 from store.jobs import get_job, job_view
 from store.reviews import model_order
 from store.tables import Job, JobRequest, LowConfidenceCase, Score
@@ -49,18 +49,24 @@ def recent_jobs(session: Session, owner: Optional[str] = None, limit: int = 20) 
 
 
 def job_detail(session: Session, job_id: str, owner: Optional[str] = None,
-               max_requests: int = 50) -> Optional[JobDetail]:
+               max_requests: int = 50, offset: int = 0) -> Optional[JobDetail]:
+    """The job and its requests offset..offset+max_requests-1 ranked; only their rows are read."""
     job = get_job(session, job_id, owner)
     if job is None:
         return None
+    end = offset + max_requests
     scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job_id)):
+    for score in session.scalars(select(Score).where(Score.job_id == job_id, Score.request_idx >= offset,
+                                                     Score.request_idx < end)):
         scores.setdefault(score.request_idx, []).append(score)
     cases = dict(session.execute(select(LowConfidenceCase.request_idx, LowConfidenceCase.id)
-                                 .where(LowConfidenceCase.job_id == job_id)).all())
+                                 .where(LowConfidenceCase.job_id == job_id, LowConfidenceCase.request_idx >= offset,
+                                        LowConfidenceCase.request_idx < end)).all())
     requests = []
-    for request in session.scalars(select(JobRequest).where(JobRequest.job_id == job_id)
-                                   .order_by(JobRequest.request_idx).limit(max_requests)):
+    for request in session.scalars(select(JobRequest).where(JobRequest.job_id == job_id,
+                                                            JobRequest.request_idx >= offset,
+                                                            JobRequest.request_idx < end)
+                                   .order_by(JobRequest.request_idx)):
         by_index = {s.doc_index: s for s in scores.get(request.request_idx, [])}
         values = [by_index[i].score if i in by_index else float("-inf") for i in range(len(request.documents))]
         documents = [RankedDocument(i, rank, by_index[i].score if i in by_index else None, request.documents[i])
@@ -70,4 +76,4 @@ def job_detail(session: Session, job_id: str, owner: Optional[str] = None,
                     instruction=first.instruction) if first else {}
         requests.append(RequestDetail(request.request_idx, request.query, request.instruction, request.top_n,
                                       documents, cases.get(request.request_idx), meta))
-    return JobDetail(job, job_view(session, job), requests)
+    return JobDetail(job, job_view(session, job, 0, 0), requests)  # status only: the requests are above

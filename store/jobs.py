@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Optional, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.schemas import (
+from rerankq.schemas import (
+    ACTIVE_STATUSES,
     CallbackView,
     DocumentObject,
     JobStatus,
@@ -19,10 +19,11 @@ from core.schemas import (
     RerankRequest,
     RerankResponse,
     RerankResult,
+    ResultsPage,
 )
 from store.tables import Job, JobChunk, JobRequest, Score, utcnow
 
-ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+ACTIVE = ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,15 @@ def cancel_job(session: Session, job_id: str) -> bool:
     return result.rowcount == 1
 
 
-def job_view(session: Session, job: Job) -> JobView:
+def job_view(session: Session, job: Job, offset: int = 0, limit: Optional[int] = None) -> JobView:
+    """The job's status and, once succeeded, the results of requests offset..offset+limit-1 (all
+    from `offset` when limit is None), with the page they form."""
     status = JobStatus(job.status)
     if status is JobStatus.succeeded:
         done = job.n_pairs  # every pair has its score (that is what succeeded means)
     else:
         done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
-    results = request_results(session, job) if status is JobStatus.succeeded else None
+    results = request_results(session, job, offset, limit) if status is JobStatus.succeeded else None
     return JobView(
         id=job.id,
         status=status,
@@ -137,6 +140,7 @@ def job_view(session: Session, job: Job) -> JobView:
         created_at=job.created_at,
         finished_at=job.finished_at,
         results=results,
+        page=results_page(job, offset, limit) if results is not None else None,
         error=job.error if status in (JobStatus.failed, JobStatus.cancelled) else None,
         callback=callback_view(job),
     )
@@ -150,11 +154,26 @@ def callback_view(job: Job) -> Optional[CallbackView]:
                         delivered_at=job.callback_delivered_at)
 
 
-def request_results(session: Session, job: Job) -> list[RerankResponse]:
-    """One Cohere-shaped response per request, best score first."""
-    requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id).order_by(JobRequest.request_idx))
+def results_page(job: Job, offset: int, limit: Optional[int]) -> ResultsPage:
+    size = job.n_requests - offset if limit is None else limit
+    following = offset + size
+    more = following < job.n_requests and size > 0
+    return ResultsPage(offset=offset, limit=max(size, 0), total=job.n_requests,
+                       next_offset=following if more else None,
+                       next=f"/v1/jobs/{job.id}?offset={following}&limit={size}" if more else None)
+
+
+def request_results(session: Session, job: Job, offset: int = 0,
+                    limit: Optional[int] = None) -> list[RerankResponse]:
+    """One Cohere-shaped response per request, best score first, for requests offset..offset+limit-1
+    (every request from `offset` when limit is None): only their rows are read."""
+    end = job.n_requests if limit is None else offset + limit
+    requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id, JobRequest.request_idx >= offset,
+                                                        JobRequest.request_idx < end)
+                               .order_by(JobRequest.request_idx))
     scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job.id)):
+    for score in session.scalars(select(Score).where(Score.job_id == job.id, Score.request_idx >= offset,
+                                                     Score.request_idx < end)):
         scores.setdefault(score.request_idx, []).append(score)
     return [_response(job, request, scores.get(request.request_idx, [])) for request in requests]
 
@@ -184,31 +203,3 @@ def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankRespo
     )
     suffix = f":{request.request_idx}" if job.n_requests > 1 else ""
     return RerankResponse(id=f"{job.id}{suffix}", results=results, meta=meta)
-
-
-def unpublished_pending_chunks(session: Session, created_before: datetime) -> dict[str, tuple[str, list[int]]]:
-    """Jobs accepted before `created_before` but never handed to the broker (the API died or the
-    publish failed) -> (queue, pending chunk indices)."""
-    return pending_chunks(session, Job.status == JobStatus.queued.value, Job.published_at.is_(None),
-                          Job.created_at < created_before)
-
-
-def pending_chunks(session: Session, *conditions, limit: int = 100) -> dict[str, tuple[str, list[int]]]:
-    """Active jobs matching `conditions`, oldest first (at most `limit`) -> (queue, pending chunk indices)."""
-    rows = session.execute(
-        select(JobChunk.job_id, Job.queue, JobChunk.chunk_idx).join(Job, Job.id == JobChunk.job_id)
-        .where(Job.status.in_(ACTIVE), JobChunk.status == "pending", *conditions)
-        .order_by(Job.created_at, JobChunk.chunk_idx)
-    )
-    found: dict[str, tuple[str, list[int]]] = {}
-    for job_id, queue, chunk_idx in rows:
-        if job_id not in found and len(found) >= limit:
-            break
-        found.setdefault(job_id, (queue, []))[1].append(chunk_idx)
-    return found
-
-
-def published_pending_chunks(session: Session, queues: Sequence[str],
-                             published_before: datetime) -> dict[str, tuple[str, list[int]]]:
-    """Active jobs on `queues` published before `published_before` -> (queue, pending chunk indices)."""
-    return pending_chunks(session, Job.queue.in_(list(queues)), Job.published_at < published_before)

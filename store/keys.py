@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from store.tables import ApiKey, utcnow
 
-SCOPES = ("submit", "read", "review", "admin")
+SCOPES = ("submit", "read", "review", "admin", "metrics")  # metrics: GET /metrics when RERANKQ_METRICS_REQUIRE_KEY
 KEY_PREFIX = "rrq"
 
 

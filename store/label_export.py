@@ -90,36 +90,52 @@ def case_lines(case: LowConfidenceCase, reviews: Sequence[Review], fmt: str) -> 
     return lines
 
 
-def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: Optional[str] = None) -> Iterator[dict]:
-    """Every exported object, case by case in id order, reading the store in bounded batches."""
+def export_page(session: Session, fmt: str, after_id: int, owner: Optional[str] = None,
+                model: Optional[str] = None) -> tuple[list[dict], Optional[int]]:
+    """One keyset page: the exported objects of the next BATCH reviewed cases with id > after_id,
+    and the last case id read (None when there were none)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    last_id = 0
+    statement = select(LowConfidenceCase).where(LowConfidenceCase.status == CaseStatus.reviewed.value,
+                                                LowConfidenceCase.id > after_id)
+    if owner is not None:
+        statement = statement.join(Job, Job.id == LowConfidenceCase.job_id).where(Job.owner == owner)
+    if model:
+        statement = statement.where(LowConfidenceCase.model == model)
+    cases = list(session.scalars(statement.order_by(LowConfidenceCase.id).limit(BATCH)))
+    if not cases:
+        return [], None
+    reviews: dict[int, list[Review]] = {}
+    for review in session.scalars(select(Review).where(Review.case_id.in_([c.id for c in cases]),
+                                                       Review.decision == Decision.reviewed.value)
+                                  .order_by(Review.id)):
+        reviews.setdefault(review.case_id, []).append(review)
+    lines = [line for case in cases if reviews.get(case.id) for line in case_lines(case, reviews[case.id], fmt)]
+    return lines, cases[-1].id
+
+
+def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: Optional[str] = None) -> Iterator[dict]:
+    """Every exported object, case by case in id order, reading the store in bounded batches."""
+    last_id: Optional[int] = 0
     while True:
-        statement = select(LowConfidenceCase).where(LowConfidenceCase.status == CaseStatus.reviewed.value,
-                                                    LowConfidenceCase.id > last_id)
-        if owner is not None:
-            statement = statement.join(Job, Job.id == LowConfidenceCase.job_id).where(Job.owner == owner)
-        if model:
-            statement = statement.where(LowConfidenceCase.model == model)
-        cases = list(session.scalars(statement.order_by(LowConfidenceCase.id).limit(BATCH)))
-        if not cases:
+        lines, last_id = export_page(session, fmt, last_id, owner, model)
+        if last_id is None:
             return
-        reviews: dict[int, list[Review]] = {}
-        for review in session.scalars(select(Review).where(Review.case_id.in_([c.id for c in cases]),
-                                                           Review.decision == Decision.reviewed.value)
-                                      .order_by(Review.id)):
-            reviews.setdefault(review.case_id, []).append(review)
-        for case in cases:
-            if reviews.get(case.id):
-                yield from case_lines(case, reviews[case.id], fmt)
-        last_id = cases[-1].id
+        yield from lines
 
 
 def iter_jsonl(database_url: str, fmt: str, owner: Optional[str] = None, model: Optional[str] = None) -> Iterator[str]:
-    """Lines of JSON text, each ending in a newline (for streaming responses and files)."""
-    with session_scope(database_url) as session:
-        for item in iter_export(session, fmt, owner, model):
+    """Lines of JSON text, each ending in a newline (for streaming responses and files).
+
+    Each page is read in its own short transaction, closed before its lines are handed on, so a
+    slow download holds no transaction (and no connection) open between pages."""
+    last_id: Optional[int] = 0
+    while True:
+        with session_scope(database_url) as session:
+            lines, last_id = export_page(session, fmt, last_id, owner, model)
+        if last_id is None:
+            return
+        for item in lines:
             yield json.dumps(item, ensure_ascii=False) + "\n"
 
 

@@ -6,7 +6,6 @@ bucketing happens here in Python to stay portable between SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Optional
@@ -15,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.review_schemas import CaseStatus
-from core.schemas import JobStatus
+from core.stats import percentile
+from rerankq.schemas import JobStatus
 from store.tables import Job, LowConfidenceCase, Review, Score
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
@@ -45,14 +45,6 @@ class Overview:
         """Share of scored requests that were flagged, per bucket: at most 1, since both counts come from
         the same succeeded jobs and a request has at most one case."""
         return [f / r if r else None for f, r in zip(self.flagged, self.requests)]
-
-
-def percentile(values: list[float], q: float) -> Optional[float]:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def window_buckets(window: str, now: Optional[datetime] = None) -> tuple[datetime, timedelta, list[datetime]]:

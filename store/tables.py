@@ -190,3 +190,17 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
+class DriftReference(Base):
+    """The reference window a model's score distribution is compared with (score drift): fixed when a
+    model revision starts serving, or pinned by an operator (`rerankq drift pin`)."""
+
+    __tablename__ = "drift_references"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_revision: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)  # None: any revision
+    window_start: Mapped[datetime] = mapped_column()
+    window_end: Mapped[datetime] = mapped_column()
+    pinned: Mapped[bool] = mapped_column(default=False)  # True: set by `rerankq drift pin`, not by a new revision
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.schemas import JobStatus
+from rerankq.schemas import JobStatus
 from store.jobs import ACTIVE
 from store.tables import Job, JobChunk, JobRequest, LowConfidenceCase, Score, utcnow
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models built locally, and a real stack (redis-server, worker, API)."""
+"""Shared fixtures: tiny models built locally, and a real stack (redis-server, worker, API).
+The helpers behind them (make_stack, secured_api) live in tests/support/stack.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresCluster, missing_reason
-from tests.support.stack import RedisProcess, Stack
+from commands.pg_cluster import PostgresCluster, missing_reason
+from tests.support.stack import Stack, make_stack
 from tests.support.tiny_models import build_tiny_cross_encoder, build_tiny_qwen3
 
 
@@ -25,15 +26,6 @@ def tiny_qwen3(models_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(models_dir) -> Path:
     return Path(build_tiny_cross_encoder(models_dir / "tiny-cross-encoder"))
-
-
-def make_stack(root: Path, model_dir: Path, database_url: str = "", **extra_env: str) -> Stack:
-    root.mkdir(parents=True, exist_ok=True)
-    redis = RedisProcess(root / "redis").start()
-    stack = Stack(root=root, redis=redis, database_url=database_url or f"sqlite:///{root / 'rerankq.db'}",
-                  model_dir=model_dir, extra_env=extra_env)
-    stack.migrate()
-    return stack
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +55,18 @@ def stack(tmp_path_factory, tiny_qwen3) -> Stack:
 def client(stack):
     with stack.client() as client:
         yield client
+
+
+# Fixtures that start real processes (Redis, workers, APIs, PostgreSQL) or build and load a model:
+# a test that uses any of them, even indirectly, is `slow`, so `pytest -m "not slow"` is the
+# in-process tier that answers in seconds.
+SLOW_FIXTURES = {"models_dir", "stack", "postgres_cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session, exitstatus):

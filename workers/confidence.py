@@ -9,12 +9,10 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
+from core.confidence_reasons import CALIBRATION_SAMPLE, FLAT_SCORES, LOW_TOP_SCORE, SMALL_MARGIN
 from core.settings import Settings
 
-LOW_TOP_SCORE = "low_top_score"
-SMALL_MARGIN = "small_margin"
-FLAT_SCORES = "flat_scores"
-CALIBRATION_SAMPLE = "calibration_sample"
+__all__ = ["CALIBRATION_SAMPLE", "FLAT_SCORES", "LOW_TOP_SCORE", "SMALL_MARGIN", "ConfidenceRules"]
 
 
 @dataclass(frozen=True)

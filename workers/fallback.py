@@ -15,7 +15,6 @@ A reranker worker that comes back takes whatever is still pending.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,13 +24,15 @@ from typing import Optional
 
 import redis
 
-from core.redis_keys import PREFIX, WORKER_PATTERN
+from core import worker_registry as registry
+from core.redis_keys import PREFIX
 from core.settings import Settings
 from store.db import session_scope
 from store.fallback import stranded_jobs
+from store.pending_work import iter_pending_chunks
 from store.tables import utcnow
 from store.work import ChunkWork, record_error
-from workers.queue import FALLBACK_LANE, publish_chunks, queue_name
+from core.queue import FALLBACK_LANE, publish_chunks, queue_name
 from workers.runtime import WorkerRuntime, build_runtime
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,7 @@ def is_fallback(runtime: WorkerRuntime) -> bool:
 def live_workers(client: redis.Redis, model: str) -> tuple[bool, bool]:
     """(a reranker worker for `model` is live, a fallback worker for it is live)."""
     primary = fallback = False
-    for key in client.scan_iter(match=WORKER_PATTERN, count=100):
-        raw = client.get(key)
-        if not raw:
-            continue
-        beat = json.loads(raw)
+    for beat in registry.live_workers(client):
         if beat.get("model") == model and beat.get("ready"):
             if beat.get("fallback"):
                 fallback = True
@@ -102,12 +99,15 @@ def reroute_stranded(runtime: FallbackRuntime) -> int:
     with session_scope(settings.database_url) as session:
         stranded = stranded_jobs(session, model, cutoff)
     taken = 0
-    for job_id, chunks in stranded.items():
+    for job_id in stranded:
         if not runtime.redis.set(rerouted_key(job_id), "1", nx=True, ex=settings.visibility_timeout_s):
             continue
-        publish_chunks(runtime.app, job_id, chunks, fallback_queue(model))
+        moved = 0
+        for chunks in iter_pending_chunks(settings.database_url, job_id):
+            publish_chunks(runtime.app, job_id, chunks, fallback_queue(model))
+            moved += len(chunks)
         log.warning("DEGRADED: no reranker worker for %s has been live for %.0fs; job %s (%d chunks) goes to "
-                    "the fallback %s", model, now - runtime.last_primary_seen, job_id, len(chunks),
+                    "the fallback %s", model, now - runtime.last_primary_seen, job_id, moved,
                     settings.fallback_model)
         taken += 1
     return taken

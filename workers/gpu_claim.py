@@ -27,6 +27,8 @@ from typing import Callable, MutableMapping, Optional, Sequence
 
 import redis
 
+from core.redis_keys import gpu_lease_key
+
 log = logging.getLogger(__name__)
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
@@ -45,7 +47,7 @@ class CudaAlreadyInitialised(RuntimeError):
 
 
 def lease_key(gpu_id: str) -> str:
-    return f"rerankq:gpu:{gpu_id}"
+    return gpu_lease_key(gpu_id)
 
 
 class GpuLease:

@@ -1,8 +1,8 @@
-"""The worker's liveness signal: a Redis key with a TTL, refreshed while the batcher is alive."""
+"""The worker's liveness signal: a Redis key with a TTL plus its time in the live-worker set
+(core.worker_registry), refreshed while the batcher is alive."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -11,7 +11,7 @@ from typing import Callable
 
 import redis
 
-from core.redis_keys import worker_key
+from core.worker_registry import forget, record_beat
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     def __init__(self, client: redis.Redis, hostname: str, interval_s: float, payload: Callable[[], dict]) -> None:
         self._client = client
-        self._key = worker_key(hostname)
+        self._hostname = hostname
         self._interval_s = interval_s
         self._payload = payload
         self._stop = threading.Event()
@@ -34,14 +34,14 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
         try:
-            self._client.delete(self._key)
+            forget(self._client, self._hostname)
         except redis.RedisError:
             pass
 
     def beat(self) -> None:
         body = {**self._payload(), "pid": os.getpid(), "ts": time.time()}
         ttl_ms = int(self._interval_s * 3000)
-        self._client.set(self._key, json.dumps(body), px=max(ttl_ms, 1000))
+        record_beat(self._client, self._hostname, body, max(ttl_ms, 1000))
         self.last_beat = body["ts"]
 
     def _loop(self) -> None:

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from celery import signals
 
 from core.settings import Settings
-from workers.queue import make_celery, queues_for
+from core.queue import make_celery, queues_for
 from workers.tasks import register
 
 log = logging.getLogger(__name__)

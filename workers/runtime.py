@@ -15,17 +15,19 @@ from typing import Callable, Optional
 import redis
 from celery import Celery
 
+from core.redis_keys import sweep_lost_lock_key
 from core.settings import Settings
 from models.base import ScoringBackend
 from store.db import session_scope
-from store.jobs import mark_published, published_pending_chunks, unpublished_pending_chunks
+from store.jobs import mark_published
+from store.pending_work import iter_pending_chunks, published_pending_jobs, unpublished_jobs
 from store.tables import utcnow
 from workers.batch_plan import max_tokens_for, overhead_tokens_for
 from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
-from workers.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
+from core.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
 from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
@@ -90,12 +92,15 @@ class WorkerRuntime:
         """Publish jobs the API accepted but never handed to the broker; duplicates are harmless."""
         cutoff = utcnow() - timedelta(seconds=self.settings.publish_grace_s)
         with session_scope(self.settings.database_url) as session:
-            jobs = unpublished_pending_chunks(session, cutoff)
-        for job_id, (queue, chunks) in jobs.items():
-            publish_chunks(self.app, job_id, chunks, queue)
+            jobs = unpublished_jobs(session, cutoff)
+        for job_id, queue in jobs.items():
+            published = 0
+            for chunks in iter_pending_chunks(self.settings.database_url, job_id):
+                publish_chunks(self.app, job_id, chunks, queue)
+                published += len(chunks)
             with session_scope(self.settings.database_url) as session:
                 mark_published(session, job_id)
-            log.warning("re-published job %s (%d chunks) that was never published", job_id, len(chunks))
+            log.warning("re-published job %s (%d chunks) that was never published", job_id, published)
         return len(jobs)
 
     def sweep_lost(self) -> int:
@@ -108,15 +113,17 @@ class WorkerRuntime:
         queues = [*queues_for(model), queue_name(model, FALLBACK_LANE)]
         if messages_in_flight(self.redis, queues):
             return 0
-        if not self.redis.set(f"rerankq:sweep-lost:{model_key(model)}", self.hostname, nx=True,
+        if not self.redis.set(sweep_lost_lock_key(model_key(model)), self.hostname, nx=True,
                               ex=max(1, int(settings.sweep_interval_s))):
             return 0
         cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)
         with session_scope(settings.database_url) as session:
-            lost = published_pending_chunks(session, queues_for(model), cutoff)
-        for job_id, (queue, chunks) in lost.items():
-            publish_chunks(self.app, job_id, chunks, queue)
-            log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks), job_id)
+            lost = published_pending_jobs(session, queues_for(model), cutoff)
+        for job_id, queue in lost.items():
+            for chunks in iter_pending_chunks(settings.database_url, job_id):
+                publish_chunks(self.app, job_id, chunks, queue)
+                log.warning("re-published %d chunks of job %s: the broker held no message for them", len(chunks),
+                            job_id)
         return len(lost)
 
 

@@ -18,10 +18,11 @@ from typing import Callable, Optional, Sequence
 import redis
 from prometheus_client import Counter
 
+from core.redis_keys import SCORE_CACHE_PREFIX
 from models.base import Pair
 
 log = logging.getLogger(__name__)
-PREFIX = "rerankq:score:"
+PREFIX = SCORE_CACHE_PREFIX
 
 HITS = Counter("rerankq_score_cache_hits", "Pairs answered from the score cache.")
 MISSES = Counter("rerankq_score_cache_misses", "Pairs the score cache did not hold (scored by the model).")

@@ -12,30 +12,30 @@ import logging
 import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, TypeVar
+from typing import Optional
 
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
 from core import done_payload
-from core.redis_keys import cancelled_key, done_key
+from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
 from models.base import Pair
+from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
 from store.db import session_scope
 from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
                              observe_queue_wait)
-from workers.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from core.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache
 from workers.webhooks import deliver_later
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-DB_RETRY_S = 60.0
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES
 
 
 class ChunkDeadline(Exception):
@@ -93,10 +93,8 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
-    if finished:  # committed: the scores ride along to a waiting POST /v1/rerank (core/done_payload.py)
-        notify(runtime, job_id, done_payload.encode(work.request_idx, work.doc_start, scores, meta.model,
-                                                    meta.model_revision, meta.score_type, meta.instruction,
-                                                    meta.degraded))
+    if finished:
+        notify(runtime, job_id, answer_payload(work, scores, meta))
 
 
 def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int):
@@ -185,28 +183,19 @@ def _fail(url: str, work: ChunkWork, message: str) -> None:
                  f"chunk {work.chunk_idx} failed after {work.attempt} attempts: {message}")
 
 
-def with_db_retry(action: Callable[[], T], budget_s: float = DB_RETRY_S) -> T:
-    """Retry a store operation while the database is unreachable, up to a time budget."""
-    deadline = time.monotonic() + budget_s
-    delay = 0.2
-    while True:
-        try:
-            return action()
-        except OperationalError as error:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("database unavailable (%s); retrying in %.1fs", error.orig, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+def answer_payload(work: ChunkWork, scores: list[float], meta: ScoreMeta) -> Optional[str]:
+    """The committed scores of the chunk that finished the job, for a waiting POST /v1/rerank
+    (core/done_payload.py); None for a chunk that cannot be a whole answer alone."""
+    if not done_payload.covers_a_request(work.request_idx, work.doc_start):
+        return None
+    return done_payload.encode(work.request_idx, work.doc_start, scores, meta.model, meta.model_revision,
+                               meta.score_type, meta.instruction, meta.degraded)
 
 
-def notify(runtime: WorkerRuntime, job_id: str, message: str = "done") -> None:
-    """Wake an API request waiting on this job (POST /v1/rerank, GET /v1/jobs/{id}?wait=)."""
-    key = done_key(job_id)
-    pipe = runtime.redis.pipeline()
-    pipe.rpush(key, message)
-    pipe.expire(key, 300)
-    pipe.execute()
+def notify(runtime: WorkerRuntime, job_id: str, payload: Optional[str] = None) -> None:
+    """Wake the API requests waiting on this job (api.job_waiters listens on the channel); a
+    committed answer rides along as `payload` (core/done_payload.py)."""
+    runtime.redis.publish(JOBS_DONE_CHANNEL, done_payload.notice(job_id, payload))
     deliver_later(runtime, job_id)  # the job's webhook, if it has one
 
 

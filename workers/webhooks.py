@@ -25,13 +25,13 @@ import httpx
 import redis
 
 from core.callback_addresses import pin, resolve_host
+from core.redis_keys import callback_lease_key
 from core.settings import Settings
 from core.webhooks import callback_url_problem, host_and_port, parse_allowed_hosts, sign
 from store.callbacks import CallbackTarget, callback_target, pending_callbacks, record_attempt
 from store.db import session_scope
 
 log = logging.getLogger(__name__)
-LEASE_PREFIX = "rerankq:callback-lease:"
 MAX_PAUSE_S = 600.0
 
 
@@ -70,7 +70,7 @@ def deliver(settings: Settings, client: redis.Redis, job_id: str) -> Optional[st
     with session_scope(settings.database_url) as session:
         if callback_target(session, job_id) is None:  # most finished jobs have no webhook
             return None
-    lease, token = LEASE_PREFIX + job_id, uuid.uuid4().hex
+    lease, token = callback_lease_key(job_id), uuid.uuid4().hex
     if not client.set(lease, token, nx=True, ex=_lease_s(settings, 0)):
         return None
     try:

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.dashboard.form_numbers import form_int
 from api.dashboard.queue_page import filter_params, parse_queue
 from api.dashboard.render import DashboardError, check_csrf, page, redirect
 from api.dashboard.session import ReviewerDep, Viewer
@@ -73,19 +74,26 @@ async def case_page(request: Request, viewer: ReviewerDep, state: StateDep, case
                 back=urlencode(filters), error=None, saved=request.query_params.get("saved"))
 
 
+def _shown(value) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else text[:20] + "…"
+
+
 def _parse_form(form, n_documents: int) -> tuple[dict[int, int], Optional[int], str, str, bool]:
     """Grades, best, note, decision and the 'unlabelled are not relevant' box from the posted form."""
     grades: dict[int, int] = {}
     for index in range(n_documents):
         value = form.get(f"grade_{index}")
         if value not in (None, ""):
-            if not str(value).isdigit():
-                raise ReviewInputError(f"labels.{index}", f"labels.{index}: grade '{value}' is not a number 0..3", 3)
-            grades[index] = int(value)
+            grade = form_int(value)
+            if grade is None:
+                raise ReviewInputError(f"labels.{index}", f"labels.{index}: grade '{_shown(value)}' is not a number "
+                                       "0..3", 3)
+            grades[index] = grade
     best_raw = form.get("best")
-    if best_raw not in (None, "") and not str(best_raw).isdigit():
-        raise ReviewInputError("best_index", f"best_index: '{best_raw}' is not a document index")
-    best = int(best_raw) if best_raw not in (None, "") else None
+    best = form_int(best_raw)
+    if best_raw not in (None, "") and best is None:
+        raise ReviewInputError("best_index", f"best_index: '{_shown(best_raw)}' is not a document index")
     decision = form.get("decision") or Decision.reviewed.value
     if decision not in (Decision.reviewed.value, Decision.dismissed.value):
         raise ReviewInputError("decision", f"decision: '{decision}' is not reviewed or dismissed")
@@ -107,9 +115,9 @@ def _save(state: AppState, viewer: Viewer, case_id: int, form, filters: dict[str
                 grades = {i: grades.get(i, 0) for i in range(n_documents)}
             labels = check_review(n_documents, grades, best, decision)
         except ReviewInputError as error:
-            draft = dict(grades={i: int(form.get(f"grade_{i}")) for i in range(n_documents)
-                                 if str(form.get(f"grade_{i}") or "").isdigit()},
-                         best=int(form["best"]) if str(form.get("best") or "").isdigit() else None,
+            draft = dict(grades={i: form_int(form.get(f"grade_{i}")) for i in range(n_documents)
+                                 if form_int(form.get(f"grade_{i}")) is not None},
+                         best=form_int(form.get("best")),
                          note=str(form.get("note") or ""), unlabelled_zero=form.get("unlabelled_zero") == "1")
             return None, (draft, error.message)
         save_review(session, case, reviewer=reviewer, reviewer_name=name, labels=labels, best_index=best, note=note,

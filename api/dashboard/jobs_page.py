@@ -6,11 +6,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 
+from api.dashboard.job_pages import job_page, reloads
 from api.dashboard.render import DashboardError, page, redirect
 from api.dashboard.session import ReviewerDep
 from api.deps import StateDep
 from store.db import session_scope
 from store.job_details import job_detail, recent_jobs
+from store.jobs import get_job
 
 router = APIRouter()
 
@@ -27,8 +29,16 @@ def jobs(request: Request, viewer: ReviewerDep, state: StateDep):
 
 @router.get("/dashboard/jobs/{job_id}", include_in_schema=False)
 def job(job_id: str, request: Request, viewer: ReviewerDep, state: StateDep):
+    wanted = request.query_params.get("offset", "0")
+    offset = int(wanted) if wanted.isdigit() else 0
     with session_scope(state.settings.database_url) as session:
-        detail = job_detail(session, job_id, viewer.principal.owner_filter)
+        found = get_job(session, job_id, viewer.principal.owner_filter)
+        detail = shown = None
+        if found is not None:
+            shown = job_page(found.n_requests, found.n_pairs, offset)
+            detail = job_detail(session, job_id, viewer.principal.owner_filter, max_requests=shown.size,
+                                offset=shown.offset)
     if detail is None:
         raise DashboardError(404, "Job not found", f"There is no job '{job_id}' (or it belongs to another tenant).")
-    return page(request, viewer, "job.html", detail=detail, refresh=not detail.view.status.finished)
+    return page(request, viewer, "job.html", detail=detail, shown=shown,
+                refresh=reloads(detail.job.n_pairs, detail.view.status.finished))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.dashboard import charts
+from api.dashboard.drift_panel import drift_plots
 from api.dashboard.render import REASON_LABELS, page, seconds
 from api.dashboard.session import ReviewerDep
 from api.deps import StateDep
@@ -27,6 +28,8 @@ def overview_page(request: Request, viewer: ReviewerDep, state: StateDep):
     with session_scope(state.settings.database_url) as session:
         stats = overview(session, window, owner)
         bins, n_scores = score_histogram(session, owner)
+        drift = drift_plots(session, state.settings, stats.buckets, WINDOWS[window][1], X_FORMATS[window]) \
+            if owner is None else []  # deployment-wide figures: not for a tenant-scoped viewer
     settings, x_format = state.settings, X_FORMATS[window]
     flagged, scored = sum(stats.flagged), sum(stats.requests)
     figures = dict(open=stats.status_counts.get("open", 0), reviewed=stats.status_counts.get("reviewed", 0),
@@ -51,4 +54,4 @@ def overview_page(request: Request, viewer: ReviewerDep, state: StateDep):
                                   label="Latency", y_format=seconds, x_format=x_format),
     )
     return page(request, viewer, "overview.html", window=window, windows=list(WINDOWS), figures=figures,
-                plots=plots, step=WINDOWS[window][1])
+                plots=plots, step=WINDOWS[window][1], drift=drift)

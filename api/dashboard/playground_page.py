@@ -17,7 +17,7 @@ from api.errors import ApiError
 from api.limits import check_request
 from api.routes.rerank import wait_until_done
 from api.submit import submit
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.job_details import job_detail
 

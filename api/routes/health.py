@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from api import served_models
 from api.deps import StateDep
+from api.probe_detail import failure
 from store.db import get_engine
 
 router = APIRouter(tags=["health"])
@@ -25,14 +26,15 @@ def live_workers(state) -> list[dict]:
 
 @router.get("/readyz", operation_id="readyz")
 def readyz(state: StateDep):
-    """Ready when the database and Redis answer and at least one worker has its model loaded."""
+    """Ready when the database and Redis answer and at least one worker has its model loaded. A failed
+    check names the error's kind only: its message names hosts and ports (the API log has it)."""
     checks: dict = {}
     try:
         with get_engine(state.settings.database_url).connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as error:  # noqa: BLE001
-        checks["database"] = f"error: {error}"
+        checks["database"] = failure("database", error)
     try:
         state.redis.ping()
         checks["redis"] = "ok"
@@ -40,7 +42,7 @@ def readyz(state: StateDep):
         checks["workers"] = len(workers)
         checks["models"] = sorted({w["model"] for w in workers})
     except Exception as error:  # noqa: BLE001
-        checks["redis"] = f"error: {error}"
+        checks["redis"] = failure("redis", error)
         checks["workers"] = 0
     ready = checks["database"] == "ok" and checks["redis"] == "ok" and checks["workers"] > 0
     return JSONResponse({"status": "ready" if ready else "not_ready", **checks}, status_code=200 if ready else 503)

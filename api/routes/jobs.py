@@ -14,16 +14,17 @@ from api.callbacks import check_callback_url
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
-from api.routes.rerank import wait_until_done
 from api.served_models import accepted_names, resolve_model
 from api.submit import submit
-from core.redis_keys import cancelled_key, done_key
-from core.schemas import JobAccepted, JobCreate, JobStatus, JobView
+from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
+from rerankq.schemas import JobAccepted, JobCreate, JobStatus, JobView
 from store.db import session_scope
 from store.jobs import cancel_job, get_job, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 MAX_WAIT_S = 60.0
+MAX_PAGE = 100  # requests per answer: with 1,000 documents each, a few MB at most
+MAX_OFFSET = 2**31 - 1  # request indices are 32-bit integers in the store
 
 
 @router.post("", status_code=202, response_model=JobAccepted, operation_id="create_job",
@@ -53,12 +54,18 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
             responses={404: {"description": "No such job."}})
 async def read(job_id: str, state: StateDep, principal: ReadDep,
                wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
-                                            "for the job to finish before answering (0: answer at once).")] = 0):
-    """Status, progress and (when succeeded) one ranked result set per request."""
-    if wait > 0 and not await run_in_threadpool(_finished, state, job_id, principal):
+                                            "for the job to finish before answering (0: answer at once).")] = 0,
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="First request whose results to "
+                                                "include.")] = 0,
+               limit: Annotated[Optional[int], Query(ge=1, le=MAX_PAGE, description="Requests whose results to "
+                                                     "include (default RERANKQ_JOB_RESULTS_PAGE).")] = None):
+    """Status, progress and (when succeeded) one ranked result set per request, a page of requests
+    at a time: `page.next` names the next one."""
+    if wait > 0:
         # Woken by the worker's done notice (as POST /v1/rerank is): no polling load, no poll delay.
-        await wait_until_done(state, job_id, wait)
-    return await run_in_threadpool(_read, state, job_id, principal)
+        # The first store check (404 for someone else's job) runs once the request is registered.
+        await state.waiters.wait(job_id, wait, lambda: run_in_threadpool(_finished, state, job_id, principal))
+    return await run_in_threadpool(_read, state, job_id, principal, offset, limit or state.settings.job_results_page)
 
 
 def _owned_job(session, job_id: str, principal):
@@ -74,9 +81,9 @@ def _finished(state, job_id: str, principal) -> bool:
         return JobStatus(_owned_job(session, job_id, principal).status).finished
 
 
-def _read(state, job_id: str, principal) -> JobView:
+def _read(state, job_id: str, principal, offset: int, limit: int) -> JobView:
     with session_scope(state.settings.database_url) as session:
-        return job_view(session, _owned_job(session, job_id, principal))
+        return job_view(session, _owned_job(session, job_id, principal), offset, limit)
 
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
@@ -89,9 +96,8 @@ def cancel(job_id: str, state: StateDep, principal: SubmitDep):
             raise ApiError(409, "already_finished", f"job {job_id} has already finished ({job.status})")
     try:
         state.redis.set(cancelled_key(job_id), "1", ex=86400)
-        state.redis.rpush(done_key(job_id), "cancelled")
-        state.redis.expire(done_key(job_id), 300)
+        state.redis.publish(JOBS_DONE_CHANNEL, job_id)
     except redis.RedisError:
         pass  # workers also see the cancelled status in the store when they claim
     with session_scope(state.settings.database_url) as session:
-        return job_view(session, get_job(session, job_id))
+        return job_view(session, get_job(session, job_id), 0, state.settings.job_results_page)

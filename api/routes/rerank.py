@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+from typing import Optional
 
-import redis
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api.auth import SubmitDep
+from api.db_errors import UNAVAILABLE as DATABASE_UNAVAILABLE
 from api.deps import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
 from core.done_payload import decode, response_from
-from core.redis_keys import done_key
-from core.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
+from rerankq.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import get_job, job_view
 
@@ -41,18 +39,25 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     check_model(body, await run_in_threadpool(accepted_names, settings, state.redis, [body.model]))
     check_request(body, settings)
     job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
-    woke = await wait_until_done(state, job_id, settings.sync_timeout_s)
-    answer = response_from(decode(woke), job_id, body)  # the worker's committed scores, when they are all there
-    if answer is not None:  # serialized once here: FastAPI would validate the model again first
-        return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
-    view = await run_in_threadpool(_view, state, job_id)
+    try:
+        _done, payload = await wait_for_notice(state, job_id, settings.sync_timeout_s)
+        answer = response_from(decode(payload), job_id, body)  # the worker's committed scores, when all there
+        if answer is not None:  # serialized once here: FastAPI would validate the model again first
+            return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+        view = await run_in_threadpool(_view, state, job_id)
+    except DATABASE_UNAVAILABLE:  # the job is stored: the client polls it (a 503 would have it submit again)
+        return _accepted(job_id, JobStatus.queued)
     if view.status is JobStatus.succeeded:
         return view.results[0]
     if view.status is JobStatus.failed:
         raise ApiError(500, "job_failed", f"job {job_id} failed: {view.error}")
     if view.status is JobStatus.cancelled:
         raise ApiError(409, "job_cancelled", f"job {job_id} was cancelled")
-    accepted = JobAccepted(id=job_id, status=view.status)
+    return _accepted(job_id, view.status)
+
+
+def _accepted(job_id: str, status: JobStatus) -> JSONResponse:
+    accepted = JobAccepted(id=job_id, status=status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
@@ -61,23 +66,15 @@ def _view(state, job_id: str):
         return job_view(session, get_job(session, job_id))
 
 
-async def wait_until_done(state, job_id: str, timeout_s: float):
-    """Block on the job's done list (a worker pushes to it); fall back to polling the store.
-    Returns the message popped (truthy), True when the store says the job finished, or False
-    at the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining < 0.01:  # BLPOP rounds tiny timeouts to 0, which would block forever
-            return False
-        try:
-            popped = await state.aioredis.blpop([done_key(job_id)], timeout=min(remaining, 5.0))
-            if popped:
-                return popped[1] or True
-        except redis.RedisError:
-            await asyncio.sleep(min(0.2, remaining))
-        if await run_in_threadpool(_finished, state, job_id):
-            return True
+async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
+    """Wait for the job's done notice (api.job_waiters: one listener per process); False on timeout."""
+    return (await wait_for_notice(state, job_id, timeout_s))[0]
+
+
+async def wait_for_notice(state, job_id: str, timeout_s: float) -> tuple[bool, Optional[str]]:
+    """As `wait_until_done`, with the notice's payload of committed scores (core/done_payload.py),
+    None when the notice had none or the store said the job finished."""
+    return await state.waiters.wait_for_notice(job_id, timeout_s, lambda: run_in_threadpool(_finished, state, job_id))
 
 
 def _finished(state, job_id: str) -> bool:

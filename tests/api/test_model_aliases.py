@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from api.errors import ApiError
 from api.limits import check_model
 from api.served_models import accepted_names, resolve_model
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from core.settings import Settings
 
 ALIASES = "rerank-v3.5=default-model, rerank-english-v3.0 = default-model,rerank-x=not-served"
@@ -24,8 +24,13 @@ class NoRedis:
 
 
 class NoWorkers:
-    def scan_iter(self, *args, **kwargs):
-        return iter([])
+    """A Redis with an empty worker registry (core/worker_registry.py reads a sorted set)."""
+
+    def zrange(self, *args, **kwargs):
+        return []
+
+    def mget(self, *args, **kwargs):
+        return []
 
 
 def test_aliases_are_comma_separated_pairs():

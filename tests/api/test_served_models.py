@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.served_models import accepted_names, served_models
 from core.settings import Settings
-from workers.queue import PUBLISHED_AT, make_celery
+from core.queue import PUBLISHED_AT, make_celery
 
 WORKERS = [
     {"hostname": "a", "model": "tiny-ce", "ready": True, "model_revision": "r1", "backend": "seq-cls"},
@@ -33,7 +33,7 @@ def test_a_worker_still_loading_does_not_count():
 
 def test_configured_names_need_no_redis_round_trip():
     class NoRedis:
-        def scan_iter(self, *args, **kwargs):
+        def __getattr__(self, name):
             raise AssertionError("Redis was asked although every name is configured")
 
     assert accepted_names(settings(models="spare"), NoRedis(), [None, "spare", "default-model"]) == [
@@ -42,11 +42,11 @@ def test_configured_names_need_no_redis_round_trip():
 
 def test_an_unconfigured_name_is_looked_up_in_heartbeats():
     class Heartbeats:
-        def scan_iter(self, *args, **kwargs):
-            return iter([b"rerankq:worker:a"])
+        def zrange(self, key, start, end):
+            return [b"a"]
 
-        def get(self, key):
-            return b'{"model": "tiny-ce", "ready": true}'
+        def mget(self, keys):
+            return [b'{"model": "tiny-ce", "ready": true}' for _key in keys]
 
     assert accepted_names(settings(), Heartbeats(), ["tiny-ce"]) == ["default-model", "tiny-ce"]
     assert "other" not in accepted_names(settings(), Heartbeats(), ["other"])

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.bench.pipeline import PIPELINE_TARGETS, evaluate
-from core.bench.proc_cpu import StackCpu, per_unit
+from commands.bench.pipeline import PIPELINE_TARGETS, evaluate
+from commands.bench.proc_cpu import StackCpu, per_unit
 
 HERE = Path(__file__).resolve().parent
 PARTS = {"api", "worker", "redis", "client", "total"}
@@ -156,7 +156,7 @@ def test_pipeline_targets_compare_in_the_right_direction():
 
 
 def test_profile_shares_leave_out_waiting_threads(tmp_path):
-    from core.bench.profile import summarize
+    from commands.bench.profile import summarize
 
     collapsed = tmp_path / "worker.txt"
     collapsed.write_text("\n".join([

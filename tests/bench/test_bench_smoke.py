@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from core.bench.report import TARGETS, evaluate_targets, percentile
+from commands.bench.report import TARGETS, evaluate_targets
+from core.stats import percentile
 
 WORKLOADS = ["small", "bulk", "mixed", "long", "idle"]
 DIRECT = {"pairs_per_s", "seconds", "batches", "mean_batch", "padding_efficiency", "other_load_cores"}
@@ -72,3 +73,13 @@ def test_targets_compare_in_the_right_direction():
     assert targets["idle_overhead_ms"]["measured"] == 30.0
     paired = evaluate_targets({**rows, "idle": {**rows["idle"], "overhead_ms": {"job_paired_p50": 12.5}}}, None)
     assert paired["idle_overhead_ms"]["measured"] == 12.5 and paired["idle_overhead_ms"]["met"] is True
+
+
+def test_bench_flagging_prints_both_cases():
+    from typer.testing import CliRunner
+
+    from commands.cli import app
+
+    result = CliRunner().invoke(app, ["bench-flagging", "--docs", "5", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    assert "never flagged" in result.output and "always flagged" in result.output and "5 docs" in result.output

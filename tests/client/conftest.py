@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.redis_server import free_port
-from workers.queue import queues_for
+from commands.redis_server import free_port
+from core.queue import queues_for
+from tests.support.stack import secured_api as start_secured_api
 
 PARKED_MODEL = "parked-model"
 
@@ -39,12 +40,5 @@ def parked_api(stack):
 @pytest.fixture(scope="session")
 def secured_api(stack):
     """(url, {name: key}) of an API with access control on."""
-    port = free_port()
-    api = stack.extra_api(port, RERANKQ_AUTH_ENABLED="true")
-    keys = {}
-    for name, scopes in (("sdk-user", "submit,read"), ("sdk-reader", "read")):
-        done = stack.cli("keys", "create", "--name", name, "--scopes", scopes, "--tenant", "sdk-tests")
-        assert done.returncode == 0, done.stderr
-        keys[name] = done.stdout.strip().splitlines()[-1]
-    yield f"http://127.0.0.1:{port}", keys
-    api.stop()
+    with start_secured_api(stack, [("sdk-user", "submit,read", "sdk-tests"), ("sdk-reader", "read", "sdk-tests")]) as api:
+        yield api

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from client.bulk import idempotency_key, read_input
+from rerankq.bulk import idempotency_key, read_input
 from store.db import session_scope
 from store.tables import Job
 from tests.support.model_card_reference import reference_scores

@@ -8,7 +8,7 @@ import cohere
 import pytest
 from sqlalchemy import select
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from store.db import session_scope
 from store.tables import Job
 from tests.client.test_cohere_shape import COHERE_DOCS, COHERE_QUERY

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from core.redis_server import free_port
-from core.schemas import JobAccepted, JobStatus, JobView, RerankResponse
+from commands.redis_server import free_port
+from rerankq.schemas import JobAccepted, JobStatus, JobView, RerankResponse
 from rerankq import (
     AsyncRerankClient,
     InvalidRequest,

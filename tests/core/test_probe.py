@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.redis_server import free_port
+from commands.cli import app
+from commands.redis_server import free_port
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -37,6 +37,7 @@ def exported_series() -> dict[str, Series]:
 
     import api.metrics
     import workers.metrics
+    from api.drift_metrics import DriftCollector
     from api.queue_metrics import BrokerCollector
     from api.store_metrics import StoreCollector
     from workers.metrics import WORKER_INFO, WORKER_INFO_LABELS, WorkerCollector
@@ -47,7 +48,8 @@ def exported_series() -> dict[str, Series]:
             if isinstance(value, MetricWrapperBase) and value._name.startswith("rerankq_"):
                 labels = WORKER_INFO_LABELS if value is WORKER_INFO else value._labelnames
                 found += _series(value._name, value._type, labels)
-    for collector in (BrokerCollector(None, None), StoreCollector(None), WorkerCollector(None)):
+    for collector in (BrokerCollector(None, None), StoreCollector(None), DriftCollector(None, None),
+                      WorkerCollector(None)):
         for family in collector.describe():
             found += _series(family.name, family.type, family._labelnames)
     return {series.name: series for series in found}

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import typer
 
-from core.cli import app
+from commands.cli import app
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

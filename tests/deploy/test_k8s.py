@@ -17,7 +17,7 @@ import yaml
 
 from core.settings import Settings
 from tests.deploy.settings_check import assert_cli_accepts, assert_real_settings, duration_s
-from workers.queue import queues_for
+from core.queue import queues_for
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

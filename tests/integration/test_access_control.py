@@ -5,22 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from core.redis_server import free_port
-from tests.support.stack import wait_job
+from tests.support.stack import secured_api, wait_job
 
 
 @pytest.fixture(scope="module")
 def secured(stack):
-    port = free_port()
-    api = stack.extra_api(port, RERANKQ_AUTH_ENABLED="true")
-    keys = {}
-    for name, scopes, tenant in (("alice", "submit,read", "acme"), ("alice2", "read", "acme"),
-                                 ("bob", "submit,read", "globex"), ("reader", "read", None), ("root", "admin", None)):
-        done = stack.cli("keys", "create", "--name", name, "--scopes", scopes, *(["--tenant", tenant] if tenant else []))
-        assert done.returncode == 0, done.stderr
-        keys[name] = done.stdout.strip().splitlines()[-1]
-    yield f"http://127.0.0.1:{port}", keys
-    api.stop()
+    with secured_api(stack, [("alice", "submit,read", "acme"), ("alice2", "read", "acme"), ("bob", "submit,read", "globex"),
+                             ("reader", "read", None), ("root", "admin", None)]) as api:
+        yield api
 
 
 def call(base: str, key, method: str, path: str, **kwargs) -> httpx.Response:

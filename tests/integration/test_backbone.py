@@ -60,7 +60,7 @@ def test_async_job_with_many_queries_and_custom_instruction(client, tiny_qwen3):
 def test_concurrent_small_jobs_share_batches(tmp_path, tiny_qwen3):
     """A slow model (0.3 s a forward pass) lets pairs of other jobs pile up meanwhile: the model
     must then see them together, in fewer forward passes than there are jobs."""
-    from tests.conftest import make_stack
+    from tests.support.stack import make_stack
 
     stack = make_stack(tmp_path / "batching", tiny_qwen3, RERANKQ_FAULT_STEP_DELAY_S="0.3")
     try:
@@ -102,7 +102,7 @@ def test_cancel_a_queued_job(stack):
     """No worker serves this API's model, so the job waits in the queue until it is cancelled."""
     import httpx
 
-    from core.redis_server import free_port
+    from commands.redis_server import free_port
 
     port = free_port()
     api = stack.extra_api(port, RERANKQ_MODEL="model-nobody-serves")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from store.db import session_scope
 from store.tables import Job
 from tests.support.stack import wait_job

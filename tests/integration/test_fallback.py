@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rerankq import RerankClient
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.stack import ServiceProcess
 from tests.support.tiny_embedding import build_tiny_embedding_model, reference_cosine
 

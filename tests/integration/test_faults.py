@@ -13,11 +13,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.tables import Job, JobChunk, Score
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.model_card_reference import reference_scores
 from tests.support.stack import wait_job, wait_until
 
@@ -224,7 +224,7 @@ def test_jobs_whose_messages_the_broker_lost_are_published_again(fault_stack, ti
 
 
 def _key(model_dir) -> str:
-    from workers.queue import model_key
+    from core.queue import model_key
 
     return model_key(str(model_dir))
 
@@ -316,7 +316,7 @@ def test_database_outage_while_a_worker_writes(tmp_path, tiny_qwen3, postgres_cl
 
 
 def test_load_two_workers_lose_nothing_and_duplicate_nothing(fault_stack):
-    from core.loadtest import format_report, run_load
+    from commands.loadtest import format_report, run_load
 
     stack = fault_stack(RERANKQ_FAULT_STEP_DELAY_S="0")
     stack.start_worker("load-a")

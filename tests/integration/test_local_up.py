@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.redis_server import free_port
+from commands.redis_server import free_port
 from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.redis_server import free_port
-from tests.conftest import make_stack
-from tests.support.postgres import missing_reason
+from commands.redis_server import free_port
+from tests.support.stack import make_stack
+from commands.pg_cluster import missing_reason
 from tests.support.stack import Stack, wait_job, wait_until
 
 pytestmark = pytest.mark.slow  # its own Redis, store and two workers

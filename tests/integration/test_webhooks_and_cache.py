@@ -13,13 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from core.redis_server import free_port
-from core.schemas import RerankRequest
+from commands.redis_server import free_port
+from rerankq.schemas import RerankRequest
 from rerankq import InvalidRequest, JobFailed, RerankClient
 from rerankq.webhooks import verify_signature
 from store.db import session_scope
 from store.jobs import cancel_job, create_job
-from tests.conftest import make_stack
+from tests.support.stack import make_stack
 from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.slow

@@ -32,6 +32,7 @@ def settings(**values) -> Settings:
         ("tiny_qwen3_seq_cls", SequenceClassificationReranker, "seq-cls"),
     ],
 )
+@pytest.mark.slow  # loads each tiny model
 def test_auto_backend_follows_config(request, fixture, backend_cls, backend):
     model_dir = request.getfixturevalue(fixture)
     loaded = load_backend(settings(model=str(model_dir)))

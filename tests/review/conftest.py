@@ -14,11 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from core.redis_server import free_port
 from store.db import session_scope
 from store.tables import LowConfidenceCase
-from tests.conftest import make_stack
-from tests.support.stack import Stack, wait_job
+from tests.support.stack import Stack, make_stack, secured_api, wait_job
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +35,10 @@ def review_stack(tmp_path_factory, tiny_qwen3) -> Stack:
 @pytest.fixture(scope="session")
 def secured_review_api(review_stack):
     """(base URL, {name: key}) of an API process with auth on, over the same store."""
-    port = free_port()
-    api = review_stack.extra_api(port, RERANKQ_AUTH_ENABLED="true")
-    keys = {}
-    for name, scopes in (("rita", "review,read,submit"), ("sam", "submit,read"), ("ada", "admin"), ("rex", "review")):
-        done = review_stack.cli("keys", "create", "--name", name, "--scopes", scopes, "--tenant", "reviewers")
-        assert done.returncode == 0, done.stderr
-        keys[name] = done.stdout.strip().splitlines()[-1]
-    yield f"http://127.0.0.1:{port}", keys
-    api.stop()
+    specs = [("rita", "review,read,submit", "reviewers"), ("sam", "submit,read", "reviewers"), ("ada", "admin", "reviewers"),
+             ("rex", "review", "reviewers")]
+    with secured_api(review_stack, specs) as api:
+        yield api
 
 
 @pytest.fixture()

@@ -6,11 +6,12 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from core.schemas import JobStatus, RerankRequest
+from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
-from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks, unpublished_pending_chunks
+from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks
+from store.pending_work import unpublished_jobs
 from store.tables import LowConfidenceCase, Score, utcnow
 from store.work import ScoreMeta, claim_chunk, save_scores
 
@@ -138,7 +139,7 @@ def test_idempotency_key_finds_the_first_job(database_url):
 def test_unpublished_jobs_are_found_for_the_sweeper(database_url):
     job_id = new_job(database_url, [request(1)])
     with session_scope(database_url) as session:
-        assert list(unpublished_pending_chunks(session, utcnow())) == [job_id]
+        assert list(unpublished_jobs(session, utcnow())) == [job_id]
 
 
 @pytest.mark.parametrize("owner", [None, "tenant-a"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.review_stats import overview

@@ -8,11 +8,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from core.schemas import RerankRequest
+from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
 from store.label_export import case_lines, combine, iter_export
-from store.review_stats import overview, percentile, score_histogram
+from core.stats import percentile
+from store.review_stats import overview, score_histogram
 from store.reviews import (
     CaseQuery,
     ReviewInputError,

@@ -14,13 +14,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 import httpx
 import redis
 
 from core.redis_keys import WORKER_PATTERN
-from core.redis_server import free_port, start_redis, wait_for_port
+from commands.redis_server import free_port, start_redis, wait_for_port
 from store.migrate import upgrade
 
 
@@ -199,3 +200,32 @@ def wait_job(client: httpx.Client, job_id: str, timeout_s: float = 60, statuses=
         return body if body["status"] in statuses else None
 
     return wait_until(finished, timeout_s, f"job {job_id}", interval_s=0.1)
+
+
+def make_stack(root: Path, model_dir: Path, database_url: str = "", **extra_env: str) -> Stack:
+    """Redis started and the store migrated; the caller starts the workers and APIs it needs."""
+    root.mkdir(parents=True, exist_ok=True)
+    redis_process = RedisProcess(root / "redis").start()
+    stack = Stack(root=root, redis=redis_process, database_url=database_url or f"sqlite:///{root / 'rerankq.db'}",
+                  model_dir=model_dir, extra_env=extra_env)
+    stack.migrate()
+    return stack
+
+
+@contextmanager
+def secured_api(stack: Stack, key_specs: list[tuple[str, str, Optional[str]]],
+                **env: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(base URL, {name: key}) of an extra API process with access control on, over the stack's store.
+    Each key spec is (name, scopes, tenant or None); keys are made with the real `rerankq keys create`."""
+    port = free_port()
+    api = stack.extra_api(port, RERANKQ_AUTH_ENABLED="true", **env)
+    try:
+        keys = {}
+        for name, scopes, tenant in key_specs:
+            done = stack.cli("keys", "create", "--name", name, "--scopes", scopes,
+                             *(["--tenant", tenant] if tenant else []))
+            assert done.returncode == 0, done.stderr
+            keys[name] = done.stdout.strip().splitlines()[-1]
+        yield f"http://127.0.0.1:{port}", keys
+    finally:
+        api.stop()

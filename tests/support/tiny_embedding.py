@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.bench.model_builder import tiny_bert_config, tiny_bert_tokenizer
+from commands.bench.model_builder import tiny_bert_config, tiny_bert_tokenizer
 from tests.support.tiny_models import _build_atomically
 
 

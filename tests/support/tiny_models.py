@@ -4,7 +4,7 @@ The builders live in core/bench/model_builder.py, shared with `rerankq bench` (w
 larger model the same way); the names the tests use are re-exported here.
 """
 
-from core.bench.model_builder import (  # noqa: F401 - re-exported for the tests
+from commands.bench.model_builder import (  # noqa: F401 - re-exported for the tests
     MARKER,
     QWEN_SPECIAL,
     QWEN_THINK,

@@ -6,7 +6,7 @@ import pytest
 
 from core.settings import Settings
 from tests.support.stack import RedisProcess
-from workers.queue import make_celery, model_key, publish_chunks, queue_name, queues_for
+from core.queue import make_celery, model_key, publish_chunks, queue_name, queues_for
 
 
 @pytest.fixture()

@@ -59,6 +59,7 @@ def test_a_loopback_receiver_is_refused_without_the_setting(receiver, host):
     assert receiver.seen == []
 
 
+@pytest.mark.slow  # the receiver thread takes seconds to stop
 def test_with_the_setting_the_checked_address_gets_the_post_for_the_named_host(receiver):
     port = receiver.server_address[1]
     error, final = post_summary(settings(port, webhook_allow_private=True), target(f"http://localhost:{port}/hook"))
