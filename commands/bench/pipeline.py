@@ -12,13 +12,15 @@ near-free models, so that only that machinery is measured:
   requests go to Infinity on the same model directory, and a bulk run (10 queries x 100
   documents per client job) goes to both, side by side.
 
-Every run records the CPU seconds of each process (API, worker, Redis, the database server,
-the peer, the client) per request and per pair.
+rerankq is driven through its SDK, as users drive it (commands/bench/clients.py); the peer
+through plain HTTP. Every run records the CPU seconds of each process (API, worker, Redis, the
+database server, the peer, the client) per request and per pair.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import re
 import statistics
@@ -26,17 +28,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import httpx
 
+from commands.bench.clients import TIMEOUT_S, bench_client, job_scores, rerank_scores
 from commands.bench.proc_cpu import StackCpu, per_unit
-from core.stats import percentile
 from commands.bench.workloads import Job, TextMaker
+from core.stats import percentile
+from rerankq import RerankClient
 
 PIPELINE_WORKLOADS = ("ceiling", "interactive")
 CEILING_MODEL = dict(vocab_size=151_669, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
-LONG_POLL_S = 30
 
 PIPELINE_TARGETS = {
     "interactive_req_s_vs_peer": ("interactive: rerankq req/s >= 0.8 x Infinity's", 0.8, False),
@@ -101,15 +104,32 @@ def make_requests(model_dir: Path, count: int, docs: int, lo: int, hi: int, seed
 
 
 # --- clients ---------------------------------------------------------------------------------
-def _in_order(results: list[dict], count: int) -> list[float]:
-    scores = [0.0] * count
-    for item in results:
-        scores[item["index"]] = item["relevance_score"]
-    return scores
+# rerankq is driven through its SDK (commands/bench/clients.py); the peer, which speaks only
+# Cohere's POST /rerank, through a plain httpx client. An item is a list of requests.
+Call = Callable[[Any, list[Request]], list[list[float]]]
 
 
-def rerank_call(path: str) -> Callable[[httpx.Client, list[Request]], list[list[float]]]:
-    """One synchronous rerank per request (POST /v1/rerank or the peer's /rerank), in turn."""
+def rerankq_client(base_url: str) -> Callable[[], RerankClient]:
+    """Opens one bench client thread's SDK client of the system under test."""
+    return functools.partial(bench_client, base_url)
+
+
+def sdk_rerank(client: RerankClient, requests: list[Request]) -> list[list[float]]:
+    """One synchronous POST /v1/rerank per request, in turn."""
+    return [rerank_scores(client, request.query, request.documents) for request in requests]
+
+
+def sdk_job(client: RerankClient, requests: list[Request]) -> list[list[float]]:
+    """One job of several requests: POST /v1/jobs, then long polls until it is done."""
+    return job_scores(client, [(request.query, request.documents) for request in requests])
+
+
+def peer_client(base_url: str) -> Callable[[], httpx.Client]:
+    return functools.partial(httpx.Client, base_url=base_url, timeout=TIMEOUT_S)
+
+
+def peer_rerank(path: str) -> Call:
+    """One synchronous POST to the peer's rerank path per request, in turn."""
 
     def call(http: httpx.Client, requests: list[Request]) -> list[list[float]]:
         out = []
@@ -118,30 +138,13 @@ def rerank_call(path: str) -> Callable[[httpx.Client, list[Request]], list[list[
                                              "return_documents": False})
             if response.status_code != 200:
                 raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text[:300]}")
-            out.append(_in_order(response.json()["results"], len(request.documents)))
+            scores = [0.0] * len(request.documents)
+            for item in response.json()["results"]:
+                scores[item["index"]] = item["relevance_score"]
+            out.append(scores)
         return out
 
     return call
-
-
-def job_call(http: httpx.Client, requests: list[Request]) -> list[list[float]]:
-    """One job of several requests: POST /v1/jobs, then long-poll until it is done."""
-    body = {"requests": [{"query": r.query, "documents": r.documents} for r in requests]}
-    while True:
-        response = http.post("/v1/jobs", json=body)
-        if response.status_code != 429:
-            break
-        time.sleep(float(response.headers.get("Retry-After", "1")))
-    response.raise_for_status()
-    job_id = response.json()["id"]
-    while True:
-        view = http.get(f"/v1/jobs/{job_id}", params={"wait": LONG_POLL_S})
-        view.raise_for_status()
-        data = view.json()
-        if data["status"] == "succeeded":
-            return [_in_order(r["results"], len(q.documents)) for r, q in zip(data["results"], requests)]
-        if data["status"] in ("failed", "cancelled"):
-            raise RuntimeError(f"job {job_id} {data['status']}: {data.get('error')}")
 
 
 @dataclass
@@ -151,16 +154,16 @@ class Drive:
     scores: list[list[list[float]]]
 
 
-def drive(base_url: str, clients: int, items: list[list[Request]],
-          call: Callable[[httpx.Client, list[Request]], list[list[float]]]) -> Drive:
-    """`clients` threads take the next item and call it until none is left; each item timed."""
+def drive(connect: Callable[[], ContextManager[Any]], clients: int, items: list[list[Request]], call: Call) -> Drive:
+    """`clients` threads, each with its own client from `connect`, take the next item and call it
+    until none is left; each item timed."""
     results: list[Optional[tuple[float, float, Any]]] = [None] * len(items)
     errors: list[BaseException] = []
     next_item = iter(range(len(items)))
     lock = threading.Lock()
 
     def client() -> None:
-        with httpx.Client(base_url=base_url, timeout=300) as http:
+        with connect() as http:
             while not errors:
                 with lock:
                     index = next(next_item, None)
@@ -275,14 +278,14 @@ class PipelineBench:
         rows = []
         with contextlib.ExitStack() as stack:
             system = self.system(model_dir, root / "ceiling", "ceiling", stack)
-            with httpx.Client(base_url=system.base_url, timeout=300) as http:
-                job_call(http, items[0][:1])  # warm-up
+            with bench_client(system.base_url) as client:
+                sdk_job(client, items[0][:1])  # warm-up
             self.log(f"bench: ceiling plain in-process ({sum(len(r.documents) for r in flat)} pairs)")
             direct_runs = [self.measure({}, plain)]
             self.log(f"bench: ceiling system ({len(items)} jobs, {s.ceiling_clients} clients)")
             inference_before = inference_seconds(system.metrics_port)
-            run, cpu = self.measure(self.stack_parts(system), lambda: drive(system.base_url, s.ceiling_clients, items,
-                                                                           job_call))
+            run, cpu = self.measure(self.stack_parts(system),
+                                    lambda: drive(rerankq_client(system.base_url), s.ceiling_clients, items, sdk_job))
             inference = _delta(inference_seconds(system.metrics_port), inference_before)
             self.log("bench: ceiling plain in-process again")
             direct_runs.append(self.measure({}, plain))
@@ -311,10 +314,11 @@ class PipelineBench:
         with contextlib.ExitStack() as stack:
             system = self.system(model_dir, root / "interactive", "interactive", stack)
             parts = self.stack_parts(system)
-            drive(system.base_url, s.clients, warm, rerank_call("/v1/rerank"))
+            connect = rerankq_client(system.base_url)
+            drive(connect, s.clients, warm, sdk_rerank)
             self.log(f"bench: interactive rerankq ({len(items)} sync requests, {s.clients} clients)")
             inference_before = inference_seconds(system.metrics_port)
-            run, cpu = self.measure(parts, lambda: drive(system.base_url, s.clients, items, rerank_call("/v1/rerank")))
+            run, cpu = self.measure(parts, lambda: drive(connect, s.clients, items, sdk_rerank))
             row = measured_row("interactive", "rerankq", self.databases.label, s.clients, items, run, cpu)
             row["forward_s"] = _delta(inference_seconds(system.metrics_port), inference_before)
             _outside_forward(row)
@@ -322,7 +326,7 @@ class PipelineBench:
             ours = run
             if bulk:
                 self.log(f"bench: bulk rerankq ({len(bulk)} jobs, {bulk_clients} clients)")
-                bulk_run, cpu = self.measure(parts, lambda: drive(system.base_url, bulk_clients, bulk, job_call))
+                bulk_run, cpu = self.measure(parts, lambda: drive(connect, bulk_clients, bulk, sdk_job))
                 rows.append(measured_row("bulk-ce", "rerankq", self.databases.label, bulk_clients, bulk, bulk_run, cpu))
         if options.peer:
             from commands.bench.peer import PeerError
@@ -341,16 +345,16 @@ class PipelineBench:
         self.log(f"bench: starting the {self.options.peer} peer from {self.options.peer_venv}")
         root.mkdir(parents=True, exist_ok=True)
         with InfinityPeer(self.options.peer_venv, model_dir, root / "peer.log", self.options.device) as peer:
-            call = rerank_call(peer.rerank_path)
-            drive(peer.base_url, s.clients, warm, call)
+            connect, call = peer_client(peer.base_url), peer_rerank(peer.rerank_path)
+            drive(connect, s.clients, warm, call)
             self.log(f"bench: interactive {peer.name} ({len(items)} requests, {s.clients} clients)")
-            run, cpu = self.measure(peer.pids(), lambda: drive(peer.base_url, s.clients, items, call))
+            run, cpu = self.measure(peer.pids(), lambda: drive(connect, s.clients, items, call))
             row = measured_row("interactive", peer.name, None, s.clients, items, run, cpu)
             row["max_score_diff_vs_rerankq"] = max_diff(run.scores, ours.scores)
             rows = [row]
             if bulk:
                 self.log(f"bench: bulk {peer.name} ({len(bulk)} jobs, {bulk_clients} clients)")
-                bulk_run, cpu = self.measure(peer.pids(), lambda: drive(peer.base_url, bulk_clients, bulk, call))
+                bulk_run, cpu = self.measure(peer.pids(), lambda: drive(connect, bulk_clients, bulk, call))
                 rows.append(measured_row("bulk-ce", peer.name, None, bulk_clients, bulk, bulk_run, cpu))
         return rows
 
