@@ -98,7 +98,7 @@ class DriftCollector:
             log.warning("score drift unavailable: %s", error)
             return []
         for item in drift:
-            if item.psi is not None:
+            if item.psi is not None and item.ks is not None:
                 families["rerankq_score_drift_psi"].add_metric([item.model], item.psi)
                 families["rerankq_score_drift_ks"].add_metric([item.model], item.ks)
             for window, rate in (("recent", item.recent_rate), ("reference", item.reference_rate)):

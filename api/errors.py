@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections.abc import MutableMapping, Sequence
+from typing import Any, Optional, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +26,7 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, code: str, message: str, details: list[ErrorDetail] = (),
+def error_response(status: int, code: str, message: str, details: Sequence[ErrorDetail] = (),
                    headers: Optional[dict[str, str]] = None) -> JSONResponse:
     body = ErrorBody(error=code, message=message, details=list(details))
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
@@ -34,7 +35,7 @@ def error_response(status: int, code: str, message: str, details: list[ErrorDeta
 REJECTION_STATE = "rejection"  # scope["state"] key: the error code of a refused request, for the metrics
 
 
-def mark_rejection(scope: dict, code: str) -> None:
+def mark_rejection(scope: MutableMapping[str, Any], code: str) -> None:
     """Record why a request is refused, where the refusal is decided (the HTTP metrics count it)."""
     scope.setdefault("state", {})[REJECTION_STATE] = code
 
@@ -75,6 +76,7 @@ async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONRe
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(ApiError, _api_error_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    # Starlette types handlers as taking any Exception; each of these is registered for its own class.
+    app.add_exception_handler(RequestValidationError, cast(Any, _validation_handler))
+    app.add_exception_handler(ApiError, cast(Any, _api_error_handler))
+    app.add_exception_handler(StarletteHTTPException, cast(Any, _http_handler))

@@ -62,8 +62,8 @@ class BrokerCollector:
             families["rerankq_broker_up"].add_metric([], 0)
             return [families["rerankq_broker_up"], families["rerankq_broker_visibility_timeout_seconds"]]
         families["rerankq_broker_up"].add_metric([], 1)
-        for (model, lane, queue), depth in zip(queues, depths):
-            families["rerankq_queue_depth"].add_metric([queue, model, lane], depth)
+        for (model_name, lane, queue), depth in zip(queues, depths):
+            families["rerankq_queue_depth"].add_metric([queue, model_name, lane], depth)
         families["rerankq_queue_unacked_messages"].add_metric([], unacked)
         age = max(0.0, time.time() - oldest[0][1]) if oldest else 0.0
         families["rerankq_queue_oldest_unacked_age_seconds"].add_metric([], age)

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from commands.evaluation.measures import DEFAULT_METRICS
+from commands.evaluation import DEFAULT_METRICS
 
 
 def eval_command(
@@ -41,7 +41,7 @@ def eval_command(
         import bm25s  # noqa: F401
         import ir_measures  # noqa: F401
     except ImportError as error:
-        typer.echo(f"rerankq eval needs the eval extra ({error.name} is missing): pip install 'rerankq[eval]'", err=True)
+        typer.echo(f"rerankq eval needs the eval extra ({error.name} is missing): pip install 'rerankq-server[eval]'", err=True)
         raise typer.Exit(2)
     from commands.evaluation.collection import InputError
     from commands.evaluation.measures import MetricError

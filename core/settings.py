@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     chunk_deadline_s: float = Field(90.0, gt=0, description="Longest a chunk may take from claim to scores.")
     step_timeout_s: float = Field(120.0, gt=0, description="A forward pass longer than this kills the worker.")
     max_attempts: int = Field(3, ge=1, description="Deliveries of one chunk before its job is marked failed.")
+    store_group_commit: bool = Field(
+        True, description="Worker claims, and saves, the chunks that arrive together (one forward pass's) in one "
+        "store transaction each, from one committer thread; false: one transaction per chunk per task thread.",
+    )
     heartbeat_interval_s: float = Field(5.0, gt=0, description="Worker heartbeat period (readiness uses 3x).")
     visibility_timeout_s: int = Field(300, ge=1, description="Redis redelivery of unacked messages (>= 3x deadline).")
     unacked_restore_interval_s: float = Field(10.0, gt=0, description="How often workers look for expired messages.")

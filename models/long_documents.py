@@ -21,7 +21,7 @@ def document_windows(tokenizer: Any, document: str, size: int, max_windows: int)
                       return_attention_mask=False)["offset_mapping"]
     if len(spans) <= size:
         return [document]
-    windows = []
+    windows: list[str] = []
     start = 0
     for first in range(0, len(spans), size):
         if len(windows) == max_windows:

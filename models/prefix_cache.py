@@ -133,18 +133,18 @@ def last_hidden_states(body: Any, batch: Sequence[Encoded], reuse: PrefixPlan, p
         position_ids=to_device(positions.contiguous()), use_cache=True, **{_cache_argument(body): cache},
     )
     last = to_device(torch.tensor([len(s) - 1 for s in suffixes]))
-    rows = torch.arange(len(batch), device=last.device)
-    return out.last_hidden_state[rows, last]
+    row_index = torch.arange(len(batch), device=last.device)
+    return out.last_hidden_state[row_index, last]
 
 
 def _cache_argument(body: Any) -> str:
     """The forward keyword that takes a key/value cache: `cache` from transformers 5.2x on,
     `past_key_values` before (deprecated there, to be removed in 5.40)."""
-    return _cache_argument_of(type(body))
+    return _cache_argument_of(type(body))  # type: ignore[arg-type]  # classes are hashable
 
 
 @functools.lru_cache(maxsize=None)
-def _cache_argument_of(model_class: type) -> str:
+def _cache_argument_of(model_class: Any) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 

@@ -75,7 +75,7 @@ def cut_document(tokenizer: Any, documents: Sequence[str], limits: Sequence[Opti
         return_attention_mask=False,
     )["offset_mapping"]
     for i, spans in zip(todo, offsets):
-        limit = max(limits[i], 0)
+        limit = max(limits[i] or 0, 0)
         if len(spans) > limit:
             out[i] = documents[i][: spans[limit - 1][1]] if limit else ""
     return out
@@ -91,7 +91,7 @@ def pad_batch(batch: Sequence[Encoded], pad_id: int, side: str, device: Any) -> 
         "attention_mask": ([[1] * e.length for e in batch], 0),
     }
     if all(e.token_type_ids is not None for e in batch):
-        fields["token_type_ids"] = ([e.token_type_ids for e in batch], 0)
+        fields["token_type_ids"] = ([e.token_type_ids or [] for e in batch], 0)
     tensors = {}
     for name, (rows, fill) in fields.items():
         padded = [_pad_row(row, fill, width, side) for row in rows]

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from rerankq.schemas import JobView
 from store.jobs import get_job, job_view
 from store.reviews import model_order
-from store.tables import Job, JobRequest, LowConfidenceCase, Score
+from store.packed_scores import scores_by_request
+from store.tables import Job, JobRequest, LowConfidenceCase
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,7 @@ def job_detail(session: Session, job_id: str, owner: Optional[str] = None,
     if job is None:
         return None
     end = offset + max_requests
-    scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job_id, Score.request_idx >= offset,
-                                                     Score.request_idx < end)):
-        scores.setdefault(score.request_idx, []).append(score)
+    scores = scores_by_request(session, job_id, offset, end)
     cases = dict(session.execute(select(LowConfidenceCase.request_idx, LowConfidenceCase.id)
                                  .where(LowConfidenceCase.job_id == job_id, LowConfidenceCase.request_idx >= offset,
                                         LowConfidenceCase.request_idx < end)).all())

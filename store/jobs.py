@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import (
@@ -21,7 +21,8 @@ from rerankq.schemas import (
     RerankResult,
     ResultsPage,
 )
-from store.tables import Job, JobChunk, JobRequest, Score, utcnow
+from store.packed_scores import StoredScore, scored_pairs, scores_by_request
+from store.tables import Job, JobChunk, JobRequest, utcnow
 
 ACTIVE = ACTIVE_STATUSES
 
@@ -131,7 +132,7 @@ def job_view(session: Session, job: Job, offset: int = 0, limit: Optional[int] =
     if status is JobStatus.succeeded:
         done = job.n_pairs  # every pair has its score (that is what succeeded means)
     else:
-        done = session.scalar(select(func.count()).select_from(Score).where(Score.job_id == job.id)) or 0
+        done = scored_pairs(session, job.id)
     results = request_results(session, job, offset, limit) if status is JobStatus.succeeded else None
     return JobView(
         id=job.id,
@@ -166,19 +167,17 @@ def results_page(job: Job, offset: int, limit: Optional[int]) -> ResultsPage:
 def request_results(session: Session, job: Job, offset: int = 0,
                     limit: Optional[int] = None) -> list[RerankResponse]:
     """One Cohere-shaped response per request, best score first, for requests offset..offset+limit-1
-    (every request from `offset` when limit is None): only their rows are read."""
+    (every request from `offset` when limit is None): only their rows and their chunks' scores are read."""
     end = job.n_requests if limit is None else offset + limit
     requests = session.scalars(select(JobRequest).where(JobRequest.job_id == job.id, JobRequest.request_idx >= offset,
                                                         JobRequest.request_idx < end)
                                .order_by(JobRequest.request_idx))
-    scores: dict[int, list[Score]] = {}
-    for score in session.scalars(select(Score).where(Score.job_id == job.id, Score.request_idx >= offset,
-                                                     Score.request_idx < end)):
-        scores.setdefault(score.request_idx, []).append(score)
+    ranged = offset > 0 or end < job.n_requests
+    scores = scores_by_request(session, job.id, offset, end) if ranged else scores_by_request(session, job.id)
     return [_response(job, request, scores.get(request.request_idx, [])) for request in requests]
 
 
-def _response(job: Job, request: JobRequest, scores: list[Score]) -> RerankResponse:
+def _response(job: Job, request: JobRequest, scores: list[StoredScore]) -> RerankResponse:
     ranked = sorted(scores, key=lambda s: (-s.score, s.doc_index))
     if request.top_n is not None:
         ranked = ranked[: request.top_n]

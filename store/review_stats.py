@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from core.review_schemas import CaseStatus
 from core.stats import percentile
 from rerankq.schemas import JobStatus
-from store.tables import Job, LowConfidenceCase, Review, Score
+from store.packed_scores import recent_score_values
+from store.tables import Job, LowConfidenceCase, Review
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
            "30d": (timedelta(days=30), timedelta(days=1))}
@@ -131,8 +132,7 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
 def score_histogram(session: Session, owner: Optional[str] = None,
                     bins: int = 20) -> tuple[list[tuple[float, float, int]], int]:
     """Counts of the most recent scores over [0, 1] (or their own range when outside it), and how many."""
-    recent = _owned(select(Score.score), owner, Score.job_id).order_by(Score.id.desc()).limit(SCORE_SAMPLE)
-    values = list(session.scalars(recent))
+    values = recent_score_values(session, SCORE_SAMPLE, lambda statement, column: _owned(statement, owner, column))
     if not values:
         return [], 0
     lo, hi = min(0.0, min(values)), max(1.0, max(values))

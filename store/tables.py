@@ -1,7 +1,7 @@
 """SQL tables: jobs, their requests and chunks, scores, low-confidence cases and their reviews.
 
-Idempotency lives in the unique keys: a chunk is (job_id, chunk_idx), a score is
-(job_id, request_idx, doc_index), a case is (job_id, request_idx). A redelivered
+Idempotency lives in the unique keys: a chunk is (job_id, chunk_idx), its packed scores are keyed
+by the chunk, a case is (job_id, request_idx). A redelivered
 message can therefore never write a second copy of anything.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -105,29 +105,36 @@ class JobChunk(Base):
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
-    __table_args__ = (UniqueConstraint("job_id", "chunk_idx", name="uq_job_chunks_job_chunk"),)
+    # (job_id, request_idx): a page of a job's requests reads only its own chunks' scores.
+    __table_args__ = (UniqueConstraint("job_id", "chunk_idx", name="uq_job_chunks_job_chunk"),
+                      Index("ix_job_chunks_job_request", "job_id", "request_idx"))
 
 
-class Score(Base):
-    """One document's score, with everything needed to say which model produced it and how."""
+class ScoreMetaRow(Base):
+    """What produced a set of scores (model, revision, score definition, instruction, degraded),
+    stored once and shared by every chunk scored the same way, not repeated per document."""
 
-    __tablename__ = "scores"
+    __tablename__ = "score_metas"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    request_idx: Mapped[int] = mapped_column(Integer)
-    doc_index: Mapped[int] = mapped_column(Integer)
-    score: Mapped[float] = mapped_column(Float)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the fields below
     model: Mapped[str] = mapped_column(String(200))
     model_revision: Mapped[str] = mapped_column(String(200))
     score_type: Mapped[str] = mapped_column(String(200))
     instruction: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     degraded: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (
-        UniqueConstraint("job_id", "request_idx", "doc_index", name="uq_scores_job_request_doc"),
-    )
+
+class ChunkScores(Base):
+    """One chunk's scores, packed: little-endian float32, one per document of the chunk's
+    [doc_start, doc_end). The chunk's own key is the primary key, so a chunk is stored at most once."""
+
+    __tablename__ = "chunk_scores"
+
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("job_chunks.id", ondelete="CASCADE"), primary_key=True,
+                                          autoincrement=False)
+    score_meta_id: Mapped[int] = mapped_column(ForeignKey("score_metas.id"))
+    scores: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LowConfidenceCase(Base):
@@ -175,7 +182,6 @@ class Review(Base):
 
 Index("ix_job_requests_job", JobRequest.job_id)
 Index("ix_job_chunks_job_status", JobChunk.job_id, JobChunk.status)
-Index("ix_scores_job_request", Score.job_id, Score.request_idx)
 
 
 class ApiKey(Base):

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Optional
+from typing import Optional, cast
 
 import redis
 
@@ -136,8 +136,9 @@ def hand_over(runtime: WorkerRuntime, work: ChunkWork, message: str) -> bool:
 def build_fallback_runtime(settings: Settings, app, on_batch=None, hostname: Optional[str] = None) -> FallbackRuntime:
     from models.embedding import load_embedding_backend
 
-    return build_runtime(settings, app, on_batch=on_batch, hostname=hostname, load=load_embedding_backend,
-                         runtime_cls=FallbackRuntime)
+    runtime = build_runtime(settings, app, on_batch=on_batch, hostname=hostname, load=load_embedding_backend,
+                            runtime_cls=FallbackRuntime)
+    return cast(FallbackRuntime, runtime)
 
 
 def run_fallback_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str = "INFO") -> None:

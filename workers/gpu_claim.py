@@ -80,7 +80,7 @@ class GpuLease:
             if time.monotonic() >= deadline:
                 holders = [self.client.get(lease_key(g)) for g in self.gpu_ids]
                 raise NoFreeGpu(f"all {len(self.gpu_ids)} visible GPUs are held by other workers "
-                                f"({', '.join(h.decode() if h else '?' for h in holders)}); run fewer workers "
+                                f"({', '.join((h.decode() if isinstance(h, bytes) else h) or '?' for h in holders)}); run fewer workers "
                                 "than GPUs or turn RERANKQ_GPU_CLAIM off")
             time.sleep(min(1.0, self.ttl_ms / 4000))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, cast
 
 import redis
 from prometheus_client import Counter
@@ -58,12 +58,12 @@ def score_with_cache(runtime, pairs: Sequence[Pair], score: Callable[[list[Pair]
     HITS.inc(len(pairs) - len(missing))
     MISSES.inc(len(missing))
     fresh = score([pairs[i] for i in missing]) if missing else []
-    scores = [None if value is None else float(value) for value in cached]
+    scores: list[Optional[float]] = [None if value is None else float(value) for value in cached]
     for i, value in zip(missing, fresh):
         scores[i] = value
     if missing:
         _store(runtime, [keys[i] for i in missing], fresh)
-    return scores
+    return cast(list[float], scores)  # every slot is filled by now
 
 
 def _store(runtime, keys: list[str], scores: list[float]) -> None:

@@ -23,6 +23,7 @@ from models.base import Pair
 from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
 from store.db import session_scope
+from store.packed_scores import pack, unpack
 from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
@@ -30,6 +31,7 @@ from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL
 from core.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
 from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
+from workers.grouped_store import claim_grouped, save_grouped
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache
 from workers.webhooks import deliver_later
@@ -71,7 +73,8 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
     settings = runtime.settings
     url = settings.database_url
     try:
-        work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts))
+        work = with_db_retry(lambda: _claim(url, job_id, chunk_idx, settings.max_attempts,
+                                            settings.store_group_commit))
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
@@ -97,7 +100,9 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         notify(runtime, job_id, answer_payload(work, scores, meta))
 
 
-def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int):
+def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, grouped: bool = False):
+    if grouped:
+        return claim_grouped(url, job_id, chunk_idx, max_attempts)
     with session_scope(url) as session:
         return claim_chunk(session, job_id, chunk_idx, max_attempts)
 
@@ -110,8 +115,11 @@ def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runti
         checked.append(reasons)
         return reasons
 
-    with session_scope(url) as session:
-        finished = save_scores(session, work, scores, meta, rule)
+    if runtime.settings.store_group_commit:
+        finished = save_grouped(url, work, scores, meta, rule)
+    else:
+        with session_scope(url) as session:
+            finished = save_scores(session, work, scores, meta, rule)
     count_flagged(checked)
     return finished
 
@@ -185,11 +193,13 @@ def _fail(url: str, work: ChunkWork, message: str) -> None:
 
 def answer_payload(work: ChunkWork, scores: list[float], meta: ScoreMeta) -> Optional[str]:
     """The committed scores of the chunk that finished the job, for a waiting POST /v1/rerank
-    (core/done_payload.py); None for a chunk that cannot be a whole answer alone."""
+    (core/done_payload.py); None for a chunk that cannot be a whole answer alone. Only the save
+    whose scores the (group) transaction stored reports a finished job (store/chunk_batch.py); they
+    are handed on as stored, packed to float32, so the answer is the one the store gives."""
     if not done_payload.covers_a_request(work.request_idx, work.doc_start):
         return None
-    return done_payload.encode(work.request_idx, work.doc_start, scores, meta.model, meta.model_revision,
-                               meta.score_type, meta.instruction, meta.degraded)
+    return done_payload.encode(work.request_idx, work.doc_start, unpack(pack(scores)), meta.model,
+                               meta.model_revision, meta.score_type, meta.instruction, meta.degraded)
 
 
 def notify(runtime: WorkerRuntime, job_id: str, payload: Optional[str] = None) -> None:

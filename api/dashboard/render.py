@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from api.dashboard.session import Viewer, attach, signer
 from core.review_schemas import GRADE_NAMES
@@ -84,7 +84,7 @@ class DashboardError(Exception):
         self.message = message
 
 
-def error_page(request: Request, viewer: Viewer, error: DashboardError) -> HTMLResponse:
+def error_page(request: Request, viewer: Viewer, error: DashboardError) -> Response:
     return page(request, viewer, "error.html", status_code=error.status, title=error.title, message=error.message)
 
 

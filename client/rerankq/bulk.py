@@ -204,7 +204,7 @@ class Run:
 
     def _refused(self, lines: list[Line], error: InvalidRequest) -> list[Line]:
         """Mark the lines a 422 names as bad and hand back the rest; all of them when it names none."""
-        named = {}
+        named: dict[int, str] = {}
         for detail in error.details:
             match = _REQUEST_FIELD.match(detail.get("field") or "")
             if match and int(match.group(1)) < len(lines):

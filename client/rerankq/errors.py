@@ -88,11 +88,11 @@ def error_from_response(response: httpx.Response) -> RerankError:
         body = {}
     code = body.get("error")
     message = body.get("message") or f"HTTP {response.status_code}: {response.text[:200]}"
-    common = dict(status=response.status_code, code=code, details=body.get("details"))
+    common: dict[str, Any] = dict(status=response.status_code, code=code, details=body.get("details"))
     if code in ("job_failed", "job_cancelled"):
         job_id = message.split()[1] if message.startswith("job ") else ""
-        cls = JobCancelled if code == "job_cancelled" else JobFailed
-        return cls(message, job_id=job_id, **common)
+        failed_cls: type[JobFailed] = JobCancelled if code == "job_cancelled" else JobFailed
+        return failed_cls(message, job_id=job_id, **common)
     if response.status_code == 429:
         return Overloaded(message, retry_after=retry_after(response), **common)
     cls = _BY_STATUS.get(response.status_code, ServiceUnavailable if response.status_code >= 500 else RerankError)

@@ -18,7 +18,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 MARKER = ".rerankq-tiny-model.json"
 
@@ -149,7 +149,7 @@ def build_tiny_qwen3(
     """A tiny Qwen3ForCausalLM + tokenizer in `path` (the model's vocabulary is at least the
     tokenizer's; pass 151669 for the real Qwen3 size). `intermediate` defaults to 2 x hidden;
     `init_range` is the weights' standard deviation (large, so scores spread over (0, 1))."""
-    params = {"kind": "qwen3", "vocab_size": vocab_size, "hidden": hidden, "layers": layers,
+    params: dict[str, Any] = {"kind": "qwen3", "vocab_size": vocab_size, "hidden": hidden, "layers": layers,
               "heads": heads, "kv_heads": kv_heads, "seed": seed, "version": 1}
     if intermediate is not None or init_range != 0.2:  # keeps the markers of earlier builds valid
         params.update(intermediate=intermediate, init_range=init_range)
@@ -190,7 +190,7 @@ def build_tiny_qwen3_seq_cls(path: str | os.PathLike, causal_dir: str | os.PathL
         config.architectures = ["Qwen3ForSequenceClassification"]
         model = Qwen3ForSequenceClassification(config).eval()
         model.model.load_state_dict(causal.model.state_dict())
-        no, yes = tokenizer.convert_tokens_to_ids(["no", "yes"])
+        no, yes = cast(list[int], tokenizer.convert_tokens_to_ids(["no", "yes"]))
         with torch.no_grad():
             model.score.weight.copy_(causal.lm_head.weight[yes] - causal.lm_head.weight[no])
         tokenizer.save_pretrained(out)

@@ -4,12 +4,12 @@ trec_eval's conventions: never hand-written. Per-query values feed the significa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import ir_measures
 
+from commands.evaluation import DEFAULT_METRICS
 from commands.evaluation.runs import Run
-
-DEFAULT_METRICS = "nDCG@10,RR@10,R@100,AP"
 
 
 class MetricError(ValueError):
@@ -24,7 +24,7 @@ class Scores:
 
 def parse_metrics(text: str) -> dict[str, object]:
     """{name as the user wrote it: ir-measures measure}; an unknown name is an error naming it."""
-    measures = {}
+    measures: dict[str, Any] = {}
     for name in (part.strip() for part in text.split(",")):
         if not name:
             continue
@@ -38,7 +38,7 @@ def parse_metrics(text: str) -> dict[str, object]:
     return measures
 
 
-def evaluate(qrels: dict[str, dict[str, int]], run: Run, measures: dict[str, object],
+def evaluate(qrels: dict[str, dict[str, int]], run: Run, measures: dict[str, Any],
              query_ids: list[str]) -> Scores:
     """Per-query and mean values over `query_ids` (every judged query with candidates); a query the
     system returned nothing for counts as 0, as trec_eval -c does, so all systems share one query set."""

@@ -10,7 +10,7 @@ from typing import Optional
 
 from commands.evaluation.candidates import Candidates, SystemRun
 from commands.evaluation.collection import load_beir
-from commands.evaluation.measures import DEFAULT_METRICS, evaluate, parse_metrics
+from commands.evaluation.measures import DEFAULT_METRICS, Scores, evaluate, parse_metrics
 from commands.evaluation.report import FIRST_STAGE, build_report
 from commands.evaluation.runs import Run, read_trec_run, sorted_run, write_trec_run
 
@@ -46,7 +46,8 @@ def default_state_dir(options: EvalOptions, dataset: str) -> Path:
 
 def score_models(options: EvalOptions, candidates: list[Candidates], state_dir: Path) -> list[SystemRun]:
     runs = []
-    for model in options.models or [None]:
+    chosen: list[Optional[str]] = list(options.models) or [None]  # None: the served default
+    for model in chosen:
         if options.direct:
             from commands.evaluation.direct import score_direct
 
@@ -61,6 +62,7 @@ def score_models(options: EvalOptions, candidates: list[Candidates], state_dir: 
 
 
 def dataset_candidates(options: EvalOptions) -> tuple[str, list[str], dict, Run, list[Candidates]]:
+    assert options.dataset is not None  # run_eval picks this path only with --dataset
     collection = load_beir(options.dataset)
     query_ids = collection.judged_queries
     if options.run_path is not None:
@@ -90,7 +92,7 @@ def run_eval(options: EvalOptions) -> dict:
                                                  else dataset_candidates(options))
     if not query_ids:
         raise ValueError(f"{name}: no judged queries to evaluate")
-    systems = [(FIRST_STAGE, None, evaluate(qrels, first, measures, query_ids))]
+    systems: list[tuple[str, Optional[str], Scores]] = [(FIRST_STAGE, None, evaluate(qrels, first, measures, query_ids))]
     reranked: list[Run] = []
     for system in score_models(options, candidates, options.state_dir or default_state_dir(options, name)):
         run = sorted_run(system.scores)

@@ -45,7 +45,8 @@ def write_requests(path: Path, model: Optional[str], candidates: Sequence[Candid
 
 def read_results(path: Path, candidates: Sequence[Candidates]) -> tuple[dict[str, dict[str, float]], Counter, Counter]:
     scores: dict[str, dict[str, float]] = {}
-    names, revisions = Counter(), Counter()
+    names: Counter[str] = Counter()
+    revisions: Counter[str] = Counter()
     problems = []
     for text in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(text)

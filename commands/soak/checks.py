@@ -95,7 +95,8 @@ def _check_scores(session, job: Job, backend, verdict: Verdict) -> None:
 
 def latency_split(record: LoadRecord, windows: list[tuple[float, float]]) -> dict[str, float | None]:
     """p50/p99 of answered calls that started during a fault (until its recovery) and outside."""
-    during, calm = [], []
+    during: list[float] = []
+    calm: list[float] = []
     for started, seconds in record.latencies:
         (during if any(a <= started <= b for a, b in windows) else calm).append(seconds)
     return {"p50_during_faults_s": percentile(during, 50), "p99_during_faults_s": percentile(during, 99),

@@ -44,7 +44,7 @@ def soak_model(options: SoakOptions) -> Path:
 
 def active_jobs(database_url: str) -> int:
     with session_scope(database_url) as session:
-        return session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_STATUSES)))
+        return session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_STATUSES))) or 0
 
 
 def run_soak(options: SoakOptions) -> int:
@@ -61,12 +61,12 @@ def run_soak(options: SoakOptions) -> int:
         began = time.monotonic()
         load.start()
         for fault in faults:
-            time.sleep(max(0.0, began + fault.at_s - time.monotonic()))
+            stack.supervise_until(began + fault.at_s)
             injector.inject(fault)
             print(f"soak: {fault.at_s:7.1f}s {fault.kind:17s} {fault.target:24s} "
                   f"recovered in {fault.recovery_s if fault.recovery_s is not None else float('nan'):.1f}s"
                   f"{'  ERROR ' + fault.error if fault.error else ''}", flush=True)
-        time.sleep(max(0.0, began + options.minutes * 60 - time.monotonic()))
+        stack.supervise_until(began + options.minutes * 60)
         load.stop()
         held_s = time.monotonic() - began
         drained_s = drain(stack, options.drain_timeout_s)
@@ -74,7 +74,7 @@ def run_soak(options: SoakOptions) -> int:
 
         verdict = check(stack.database_url, stack.redis_url, load.record, load_backend(model_dir, 8192, "cpu", False))
         windows = [(f.started, f.started + (f.recovery_s or f.ended - f.started)) for f in faults]
-        summary = report(options, faults, load, verdict, held_s, drained_s, windows)
+        summary = report(options, faults, load, verdict, held_s, drained_s, windows, stack.unplanned_exits)
         print(format_table(summary), flush=True)
         if options.json_path:
             options.json_path.write_text(json.dumps(summary, indent=2, default=str))
@@ -87,6 +87,7 @@ def drain(stack: SoakStack, timeout_s: float) -> float:
     """Wait (bounded) until no job is queued or running; seconds it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
+        stack.restart_exited()
         if active_jobs(stack.database_url) == 0:
             time.sleep(1.0)  # let the last acks and notices land
             return time.monotonic() - started
@@ -95,7 +96,7 @@ def drain(stack: SoakStack, timeout_s: float) -> float:
 
 
 def report(options: SoakOptions, faults: list[Fault], load: LoadGenerator, verdict: Verdict, held_s: float,
-           drained_s: float, windows: list[tuple[float, float]]) -> dict:
+           drained_s: float, windows: list[tuple[float, float]], unplanned_exits: list[str]) -> dict:
     record = load.record
     survived = [f for f in faults if not f.error]
     return {
@@ -108,6 +109,7 @@ def report(options: SoakOptions, faults: list[Fault], load: LoadGenerator, verdi
                    "by_kind": {k: sum(f.kind == k for f in faults) for k in sorted({f.kind for f in faults})},
                    "longest_recovery_s": round(max((f.recovery_s or 0.0) for f in faults), 1) if faults else 0.0,
                    "errors": [f"{f.kind} at {f.at_s:.0f}s: {f.error}" for f in faults if f.error],
+                   "unplanned_exits_restarted": unplanned_exits,
                    "list": [asdict(f) for f in faults]},
         "latency": {k: (round(v * 1000, 1) if v is not None else None) for k, v in latency_split(record, windows).items()},
         "invariants": {
@@ -128,6 +130,9 @@ def format_table(summary: dict) -> str:
                       f"answers, {load['cancelled']} cancelled, {load['poison_jobs']} poison ({load['jobs_per_s']} jobs/s)"),
         ("faults injected", f"{faults['injected']} ({', '.join(f'{k} {v}' for k, v in faults['by_kind'].items())})"),
         ("faults survived", f"{faults['survived']} of {faults['injected']}"),
+        ("unplanned exits", f"{len(faults['unplanned_exits_restarted'])} restarted as a restart policy would"
+                            + (f": {'; '.join(faults['unplanned_exits_restarted'][:4])}"
+                               if faults['unplanned_exits_restarted'] else "")),
         ("requests lost", f"{inv['lost']} (goal 0)"),
         ("client errors", f"{load['client_errors_during_faults']} calls without an answer within the SDK's retries"),
         ("latency, faults", f"p50 {latency['p50_during_faults_s']} ms, p99 {latency['p99_during_faults_s']} ms"),

@@ -34,6 +34,7 @@ class SoakStack:
     redis: Optional[subprocess.Popen] = None
     worker_processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     api_processes: dict[int, subprocess.Popen] = field(default_factory=dict)
+    unplanned_exits: list[str] = field(default_factory=list)  # processes that ended on their own, restarted
 
     @property
     def redis_url(self) -> str:
@@ -92,10 +93,31 @@ class SoakStack:
         self.api_processes[port] = process
         wait_for_port(port, 60, process)
 
+    def restart_exited(self) -> None:
+        """Do what the deployment's restart policy does (compose `restart: unless-stopped`, a k8s
+        Deployment): start again a worker or API process that ended without being told to. Celery's
+        consumer can die on a broker restart (kombu's connection is gone while it restores unacked
+        messages: 'Unrecoverable error ... hostname'); each such exit is counted in the report."""
+        for name, process in list(self.worker_processes.items()):
+            if process.poll() is not None:
+                self.unplanned_exits.append(f"worker {name} exited with {process.returncode}")
+                self.start_worker(name)
+        for port, process in list(self.api_processes.items()):
+            if process.poll() is not None:
+                self.unplanned_exits.append(f"api:{port} exited with {process.returncode}")
+                self.start_api(port)
+
+    def supervise_until(self, deadline: float) -> None:
+        """Sleep until the monotonic `deadline`, restarting processes that end on their own."""
+        while (left := deadline - time.monotonic()) > 0:
+            self.restart_exited()
+            time.sleep(min(1.0, left))
+
     def wait_ready(self, timeout_s: float) -> float:
         """Seconds until every API answers /readyz 200 with every worker live (the recovery time)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
+            self.restart_exited()
             try:
                 answers = [httpx.get(url + "/readyz", timeout=2) for url in self.api_urls]
                 if all(a.status_code == 200 and a.json().get("workers", 0) >= self.workers for a in answers):
@@ -126,11 +148,13 @@ class SoakStack:
         self.start_api(port)
 
     def restart_redis(self, down_s: float) -> None:
+        assert self.redis is not None, "the stack is not started"
         stop_process(self.redis, signal.SIGTERM, timeout_s=30)  # AOF: what was acknowledged survives
         time.sleep(down_s)
         self.start_redis()
 
     def restart_postgres(self, down_s: float) -> None:
+        assert self.pg is not None, "the stack is not started"
         self.pg.pause()
         time.sleep(down_s)
         self.pg.resume()

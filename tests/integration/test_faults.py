@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
-from store.tables import Job, JobChunk, Score
+from store.packed_scores import stored_scores
+from store.tables import Job, JobChunk
 from tests.support.stack import make_stack
 from tests.support.model_card_reference import reference_scores
 from tests.support.stack import wait_job, wait_until
@@ -53,8 +54,7 @@ def assert_exactly_once(stack, job_ids, payloads, model_dir) -> None:
     with session_scope(stack.database_url) as session:
         for job_id, payload in zip(job_ids, payloads):
             request = payload["requests"][0]
-            rows = session.execute(select(Score.doc_index, Score.score).where(Score.job_id == job_id)
-                                   .order_by(Score.doc_index)).all()
+            rows = stored_scores(session, job_id)
             assert [r.doc_index for r in rows] == list(range(len(request["documents"])))
             expected = reference_scores(str(model_dir), [(None, request["query"], d) for d in request["documents"]])
             assert max(abs(r.score - e) for r, e in zip(rows, expected)) < 1e-5

@@ -13,6 +13,7 @@ from commands.pg_cluster import missing_reason
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.timeout(960)  # one minute of load, plus start, drain and checks on a busy 2-core host
 def test_one_minute_soak_holds_every_invariant(tmp_path, tiny_qwen3):
     reason = missing_reason()
     if reason:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 import uuid
+from unittest.mock import patch
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
-from store.jobs import cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks
+from store.job_details import job_detail
+from store.jobs import (cancel_job, create_job, find_by_idempotency_key, get_job, job_view, plan_chunks,
+                        request_results)
+from store.packed_scores import stored_scores, unpack
 from store.pending_work import unpublished_jobs
-from store.tables import LowConfidenceCase, Score, utcnow
+from store.tables import ChunkScores, LowConfidenceCase, utcnow
 from store.work import ScoreMeta, claim_chunk, save_scores
 
 META = ScoreMeta(model="m", model_revision="r1", score_type="p_yes", instruction="inst")
@@ -39,7 +43,7 @@ def score_all(url: str, job_id: str, n_chunks: int, rule=never) -> list[bool]:
         with session_scope(url) as session:
             work = claim_chunk(session, job_id, chunk_idx, max_attempts=3)
         with session_scope(url) as session:
-            finished.append(save_scores(session, work, [0.1 * (i + 1) for i in range(len(work.documents))], META, rule))
+            finished.append(save_scores(session, work, [0.125 * (i + 1) for i in range(len(work.documents))], META, rule))
     return finished
 
 
@@ -57,7 +61,7 @@ def test_job_runs_to_succeeded_with_ranked_results(database_url):
     assert view.status is JobStatus.succeeded and view.finished_at is not None
     assert view.progress.done == view.progress.total == 3
     result = view.results[0]
-    assert [r.index for r in result.results] == [1, 0]  # chunk 0 scored 0.1, 0.2; chunk 1 scored 0.1
+    assert [r.index for r in result.results] == [1, 0]  # chunk 0 scored 0.125, 0.25; chunk 1 scored 0.125
     assert result.results[0].document.text == "doc 1"
     assert result.meta.model_revision == "r1" and result.meta.score_type == "p_yes" and result.meta.instruction == "inst"
 
@@ -67,14 +71,15 @@ def test_redelivered_chunk_writes_nothing_twice(database_url):
     with session_scope(database_url) as session:
         first = claim_chunk(session, job_id, 0, 3)
     with session_scope(database_url) as session:
-        assert save_scores(session, first, [0.5, 0.6], META, never) is True
+        assert save_scores(session, first, [0.5, 0.625], META, never) is True
     # A duplicate delivery that raced past the claim still writes nothing new.
     with session_scope(database_url) as session:
         assert save_scores(session, first, [0.9, 0.9], META, never) is False
     with session_scope(database_url) as session:
         assert claim_chunk(session, job_id, 0, 3) is None
-        scores = session.scalars(select(Score.score).where(Score.job_id == job_id).order_by(Score.doc_index)).all()
-    assert scores == [0.5, 0.6]
+        scores = [s.score for s in stored_scores(session, job_id)]
+        rows = session.scalar(select(func.count()).select_from(ChunkScores))
+    assert scores == [0.5, 0.625] and rows == 1
 
 
 def test_chunks_finishing_concurrently_finish_the_job_once(database_url):
@@ -122,10 +127,10 @@ def test_cancelled_job_is_not_claimed_and_cannot_be_cancelled_twice(database_url
 
 def test_low_confidence_cases_are_flagged_once(database_url):
     job_id = new_job(database_url, [request(2), request(1)], chunk_pairs=5)
-    score_all(database_url, job_id, 2, rule=lambda scores: ["low_top_score"] if max(scores) < 0.15 else [])
+    score_all(database_url, job_id, 2, rule=lambda scores: ["low_top_score"] if max(scores) < 0.2 else [])
     with session_scope(database_url) as session:
         cases = session.scalars(select(LowConfidenceCase).where(LowConfidenceCase.job_id == job_id)).all()
-    assert [(c.request_idx, c.reason, c.scores, c.model_revision) for c in cases] == [(1, "low_top_score", [0.1], "r1")]
+    assert [(c.request_idx, c.reason, c.scores, c.model_revision) for c in cases] == [(1, "low_top_score", [0.125], "r1")]
 
 
 def test_idempotency_key_finds_the_first_job(database_url):
@@ -155,3 +160,22 @@ def test_an_idempotency_key_makes_one_job_per_owner_even_without_an_owner(databa
         assert find_by_idempotency_key(session, owner, "same").id == first
         assert find_by_idempotency_key(session, "tenant-b", "same").id == other_owner
     assert len(set(no_key)) == 2
+
+
+def test_a_page_of_results_unpacks_only_the_chunks_of_its_requests(database_url):
+    # 6 requests of 5 documents, 3 chunks each: a page of requests 2..3 reads 6 of the 18 packed chunks.
+    job_id = new_job(database_url, [RerankRequest(query=f"q{r}", documents=[f"doc {r}-{i}" for i in range(5)])
+                                    for r in range(6)], chunk_pairs=2)
+    score_all(database_url, job_id, 18)
+    unpacked = []
+    with session_scope(database_url) as session:
+        job = get_job(session, job_id)
+        whole = request_results(session, job)
+        with patch("store.packed_scores.unpack", side_effect=lambda blob: unpacked.append(blob) or unpack(blob)):
+            page = request_results(session, job, offset=2, limit=2)
+            detail = job_detail(session, job_id, offset=2, max_requests=2)
+    assert len(unpacked) == 2 * 6  # the page's chunks, once for the API and once for the dashboard
+    assert [r.model_dump() for r in page] == [r.model_dump() for r in whole[2:4]]
+    assert [r.request_idx for r in detail.requests] == [2, 3]
+    assert [[d.score for d in sorted(r.documents, key=lambda d: d.index)] for r in detail.requests] == [
+        [s.relevance_score for s in sorted(r.results, key=lambda s: s.index)] for r in whole[2:4]]

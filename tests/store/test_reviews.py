@@ -7,6 +7,7 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from rerankq.schemas import RerankRequest
 from store.db import session_scope
@@ -28,7 +29,8 @@ from store.reviews import (
     save_review,
     status_counts,
 )
-from store.tables import LowConfidenceCase, Score, utcnow
+from store.packed_scores import ScoreMeta, meta_ids, pack
+from store.tables import ChunkScores, JobChunk, LowConfidenceCase, utcnow
 
 
 def add_case(url: str, query: str, scores: list[float], reasons=("low_top_score",), owner=None, model="m",
@@ -36,10 +38,11 @@ def add_case(url: str, query: str, scores: list[float], reasons=("low_top_score"
     job_id = str(uuid.uuid4())
     documents = [f"doc {i} of {query}" for i in range(len(scores))]
     with session_scope(url) as session:
-        create_job(session, job_id=job_id, requests=[RerankRequest(query=query, documents=documents)], model=model,
-                   queue="q", chunk_pairs=100, owner=owner)
-        session.add_all(Score(job_id=job_id, request_idx=0, doc_index=i, score=s, model=model, model_revision="r1",
-                              score_type="p", created_at=utcnow()) for i, s in enumerate(scores))
+        _job, _plans = create_job(session, job_id=job_id, requests=[RerankRequest(query=query, documents=documents)],
+                                  model=model, queue="q", chunk_pairs=100, owner=owner)
+        meta = ScoreMeta(model=model, model_revision="r1", score_type="p", instruction=instruction)
+        chunk_id = session.scalar(select(JobChunk.id).where(JobChunk.job_id == job_id))
+        session.add(ChunkScores(chunk_id=chunk_id, score_meta_id=meta_ids(session, [meta])[meta], scores=pack(scores)))
         case = LowConfidenceCase(job_id=job_id, request_idx=0, reasons=list(reasons), reason=reasons[0], query=query,
                                  instruction=instruction, documents=documents, scores=scores, top_score=max(scores),
                                  model=model, model_revision="r1", score_type="p", created_at=utcnow() - age)

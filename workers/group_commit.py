@@ -1,0 +1,96 @@
+"""Group commit: one store transaction for every chunk claim, or save, that arrives together.
+
+The task threads of a worker claim their chunks as messages arrive and save them when the
+batcher's forward pass resolves their futures, so the saves of one forward pass arrive within
+microseconds of each other. One committer thread per process takes everything queued, runs the
+claims in one transaction and the saves in another (store/chunk_batch.py), and hands each task
+thread its own result. While a transaction runs, the next group gathers behind it: nobody waits
+for company on an idle system.
+
+If a group's transaction fails, each of its items is retried alone in its own transaction, so
+one bad item (or a database error) reaches only the thread it belongs to, exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from sqlalchemy.orm import Session
+
+from store.db import session_scope
+from store.packed_scores import forget_meta_ids
+
+log = logging.getLogger(__name__)
+
+# (session, the items of one group) -> one result per item, in order.
+GroupAction = Callable[[Session, Sequence[Any]], list[Any]]
+
+
+@dataclass
+class _Item:
+    action: GroupAction
+    payload: Any
+    future: Future
+
+
+class GroupCommitter:
+    """One thread that runs grouped store actions; `run` blocks the caller until its item is done."""
+
+    def __init__(self, database_url: str, max_group: int = 256) -> None:
+        self.database_url = database_url
+        self.max_group = max_group
+        self.groups = 0  # transactions run, for tests and metrics
+        self.items = 0
+        self._queue: "queue.SimpleQueue[_Item]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def run(self, action: GroupAction, payload: Any) -> Any:
+        item = _Item(action, payload, Future())
+        self._ensure_thread()
+        self._queue.put(item)
+        return item.future.result()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._loop, name="rerankq-group-commit", daemon=True)
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self.max_group:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            by_action: dict[GroupAction, list[_Item]] = {}
+            for item in items:
+                by_action.setdefault(item.action, []).append(item)
+            for action, group in by_action.items():
+                self._run_group(action, group)
+
+    def _run_group(self, action: GroupAction, group: list[_Item]) -> None:
+        try:
+            with session_scope(self.database_url) as session:
+                results = action(session, [item.payload for item in group])
+            self.groups += 1
+            self.items += len(group)
+        except BaseException as error:  # noqa: BLE001 - every item gets its own outcome below
+            forget_meta_ids()
+            if len(group) == 1:
+                group[0].future.set_exception(error)
+                return
+            log.warning("group of %d store writes failed (%s); running them one by one", len(group), error)
+            for item in group:
+                self._run_group(action, [item])
+            return
+        for item, result in zip(group, results):
+            item.future.set_result(result)
