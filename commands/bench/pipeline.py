@@ -38,7 +38,6 @@ from commands.bench.workloads import Job, TextMaker
 from core.stats import percentile
 from rerankq import RerankClient
 
-PIPELINE_WORKLOADS = ("ceiling", "interactive")
 CEILING_MODEL = dict(vocab_size=151_669, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
 
 PIPELINE_TARGETS = {

@@ -36,7 +36,8 @@ VOCAB = 151_669
 BENCH_MODEL = dict(vocab_size=VOCAB, hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, init_range=0.07)
 QUICK_MODEL = dict(vocab_size=VOCAB, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
 CLASSIC_WORKLOADS = ("small", "bulk", "mixed", "long", "idle")
-ALL_WORKLOADS = CLASSIC_WORKLOADS + ("ceiling", "interactive")  # the last two: commands/bench/pipeline.py
+PIPELINE_WORKLOADS = ("ceiling", "interactive")  # commands/bench/pipeline.py
+ALL_WORKLOADS = CLASSIC_WORKLOADS + PIPELINE_WORKLOADS
 
 
 @dataclass
@@ -276,7 +277,6 @@ def default_json_path() -> Path:
 
 def main(options: BenchOptions) -> dict[str, Any]:
     from commands.bench.databases import Databases
-    from commands.bench.pipeline import PIPELINE_WORKLOADS, PipelineBench, format_pipeline
 
     with contextlib.ExitStack() as stack:
         options.databases = Databases(options.database_url, stack)
@@ -287,6 +287,8 @@ def main(options: BenchOptions) -> dict[str, Any]:
             "workloads": [], "machine": {"cpus": os.cpu_count(), "loadavg_at_start": loadavg()}}
         result["database"] = options.databases.label
         if options.system and any(w in PIPELINE_WORKLOADS for w in options.workloads):
+            from commands.bench.pipeline import PipelineBench  # psutil: the bench extra
+
             root = Path(tempfile.mkdtemp(prefix="rerankq-bench-pipeline-"))
             try:
                 result["pipeline"] = PipelineBench(options, options.databases).run(root)
@@ -300,6 +302,8 @@ def main(options: BenchOptions) -> dict[str, Any]:
     if classic:
         print(report.format_table(result))
     if "pipeline" in result:
+        from commands.bench.pipeline import format_pipeline
+
         print(("\n" if classic else "") + format_pipeline(result["pipeline"]))
     print(f"\nwrote {path}")
     return result
