@@ -231,17 +231,20 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
         connection.execute(LOCK_JOBS, dict(job_ids=job_ids))
     ids = meta_ids(session, (s.meta for s in saves))
     chunk_ids = _chunk_ids(session, saves)
-    rows, seen = [], set()
-    for save, chunk_id in zip(saves, chunk_ids):
-        if chunk_id is not None and chunk_id not in seen:
-            seen.add(chunk_id)
+    rows, writer = [], {}  # chunk id -> the index of the save whose scores are written for it
+    for i, (save, chunk_id) in enumerate(zip(saves, chunk_ids)):
+        if chunk_id is not None and chunk_id not in writer:
+            writer[chunk_id] = i
             rows.append(dict(chunk_id=chunk_id, score_meta_id=ids[save.meta], scores=pack(save.scores)))
     if not rows:
         return [False] * len(saves)
     inserted = set(connection.execute(_insert_scores(session), rows).scalars())
     now = utcnow()
     marked = set(connection.execute(MARK_DONE, dict(ids=sorted(inserted), now=now)).scalars()) if inserted else set()
-    touched = sorted({s.work.job_id for s, cid in zip(saves, chunk_ids) if cid in marked})
+    # The saves whose scores this group stored: a second delivery of a chunk in the same group is not one,
+    # so the save that reports a finished job holds the very scores committed (the worker hands them on).
+    stored = sorted(i for chunk_id, i in writer.items() if chunk_id in marked)
+    touched = sorted({saves[i].work.job_id for i in stored})
     finished: dict[str, int] = {}  # job id -> its chunk count
     if touched:
         unfinished = set(connection.execute(UNFINISHED, dict(job_ids=touched)).scalars())
@@ -249,10 +252,10 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
         if complete:
             finished = dict(connection.execute(FINISH_JOBS, dict(job_ids=complete, now=now)).all())
     # The last save of a finished job in this group is the one that reports (and flags) it.
-    last = {s.work.job_id: i for i, (s, cid) in enumerate(zip(saves, chunk_ids)) if cid in marked}
+    last = {saves[i].work.job_id: i for i in stored}
     for job_id in sorted(finished):
         reporter = saves[last[job_id]]
-        own = [s for s, cid in zip(saves, chunk_ids) if cid in marked and s.work.job_id == job_id]
+        own = [saves[i] for i in stored if saves[i].work.job_id == job_id]
         # Every chunk of the job was written by this group (always so for a one-chunk job):
         # flag from the scores in hand instead of reading them back.
         in_hand = _scores_in_hand(own) if len(own) == finished[job_id] else None

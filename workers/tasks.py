@@ -12,16 +12,19 @@ import logging
 import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Optional
 
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
+from core import done_payload
 from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
 from models.base import Pair
 from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
 from store.claim_lease import ChunkBusy, claim_lease_s
 from store.db import session_scope
+from store.packed_scores import pack, unpack
 from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
@@ -100,7 +103,7 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
     if finished:
-        notify(runtime, job_id)
+        notify(runtime, job_id, answer_payload(work, scores, meta))
 
 
 def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, lease_s: float, grouped: bool = False):
@@ -195,9 +198,21 @@ def _fail(url: str, work: ChunkWork, message: str) -> None:
                  f"chunk {work.chunk_idx} failed after {work.attempt} attempts: {message}")
 
 
-def notify(runtime: WorkerRuntime, job_id: str) -> None:
-    """Wake the API requests waiting on this job (api.job_waiters listens on the channel)."""
-    runtime.redis.publish(JOBS_DONE_CHANNEL, job_id)
+def answer_payload(work: ChunkWork, scores: list[float], meta: ScoreMeta) -> Optional[str]:
+    """The committed scores of the chunk that finished the job, for a waiting POST /v1/rerank
+    (core/done_payload.py); None for a chunk that cannot be a whole answer alone. Only the save
+    whose scores the (group) transaction stored reports a finished job (store/chunk_batch.py); they
+    are handed on as stored, packed to float32, so the answer is the one the store gives."""
+    if not done_payload.covers_a_request(work.request_idx, work.doc_start):
+        return None
+    return done_payload.encode(work.request_idx, work.doc_start, unpack(pack(scores)), meta.model,
+                               meta.model_revision, meta.score_type, meta.instruction, meta.degraded)
+
+
+def notify(runtime: WorkerRuntime, job_id: str, payload: Optional[str] = None) -> None:
+    """Wake the API requests waiting on this job (api.job_waiters listens on the channel); a
+    committed answer rides along as `payload` (core/done_payload.py)."""
+    runtime.redis.publish(JOBS_DONE_CHANNEL, done_payload.notice(job_id, payload))
     deliver_later(runtime, job_id)  # the job's webhook, if it has one
 
 
