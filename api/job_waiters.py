@@ -6,6 +6,10 @@ single task holds one Redis pub/sub connection on the channel workers announce f
 (`core.redis_keys.JOBS_DONE_CHANNEL`) and sets the local waiters' events. Nothing is lost when a
 notice is (Redis restarting, the listener reconnecting): every `recheck_s` (every 0.5 s while the
 listener is down) one store query asks which of all waiting jobs have finished.
+
+A notice may carry the finishing worker's committed scores (core/done_payload.py): they are kept
+for the job's local waiters (`wait_for_notice`), so POST /v1/rerank answers without reading the
+job back from the store.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import redis.asyncio as aioredis
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
+from core.done_payload import parse_notice
 from core.redis_keys import JOBS_DONE_CHANNEL
 from rerankq.schemas import JobStatus
 from store.db import session_scope
@@ -51,6 +56,7 @@ class JobWaiters:
         self._database_url = database_url
         self._recheck_s = recheck_s
         self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._payloads: dict[str, str] = {}  # a notice's payload, while the job has local waiters
         self._task: Optional[asyncio.Task] = None
         self.listening = False  # subscribed now: notices arrive without polling
 
@@ -73,25 +79,37 @@ class JobWaiters:
     async def wait(self, job_id: str, timeout_s: float, finished: Callable[[], Awaitable[bool]]) -> bool:
         """True once the job has finished, False after `timeout_s`. `finished` (a store check) runs
         after the request is registered, so a notice sent between the two is never missed."""
+        return (await self.wait_for_notice(job_id, timeout_s, finished))[0]
+
+    async def wait_for_notice(self, job_id: str, timeout_s: float,
+                              finished: Callable[[], Awaitable[bool]]) -> tuple[bool, Optional[str]]:
+        """As `wait`, with the payload of the notice that woke the request (None when there was
+        none: a bare notice, a store check, a timeout)."""
         event = asyncio.Event()
         self._waiting.setdefault(job_id, set()).add(event)
         try:
             if await finished():
-                return True
+                return True, self._payloads.get(job_id)
             try:
                 await asyncio.wait_for(event.wait(), timeout=timeout_s)
-                return True
+                return True, self._payloads.get(job_id)
             except asyncio.TimeoutError:
-                return False
+                return False, None
         finally:
             events = self._waiting.get(job_id)
             if events is not None:
                 events.discard(event)
                 if not events:
                     del self._waiting[job_id]
+                    self._payloads.pop(job_id, None)
 
-    def wake(self, job_id: str) -> None:
-        for event in self._waiting.get(job_id, ()):
+    def wake(self, job_id: str, payload: Optional[str] = None) -> None:
+        events = self._waiting.get(job_id)
+        if not events:
+            return
+        if payload is not None:
+            self._payloads.setdefault(job_id, payload)
+        for event in events:
             event.set()
 
     async def recheck(self) -> None:
@@ -127,8 +145,7 @@ class JobWaiters:
             while True:
                 message = await pubsub.get_message(timeout=max(0.01, next_recheck - time.monotonic()))
                 if message is not None and message.get("type") == "message":
-                    data = message["data"]
-                    self.wake(data.decode() if isinstance(data, bytes) else str(data))
+                    self.wake(*parse_notice(message["data"]))
                 if time.monotonic() >= next_recheck:
                     await self._safe_recheck()
                     next_recheck = time.monotonic() + self._recheck_s

@@ -20,7 +20,7 @@ from api.job_waiters import JobWaiters
 from api.security_headers import SecurityHeadersMiddleware
 from api.wait_metrics import count_database_queries
 from api.dashboard import install_dashboard
-from api.routes import health, jobs, models, reviews, rerank
+from api.routes import compare, health, jobs, models, reviews, rerank
 from api.url_text import UrlTextMiddleware
 from core.secret_key_check import refuse_weak_secret
 from core.settings import Settings, get_settings
@@ -63,7 +63,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.add_middleware(UrlTextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # outside every early refusal (413, 401, 422): they carry them too
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: counts the body limit's 413s too
-    for module in (rerank, jobs, health, models, metrics, reviews):
+    for module in (rerank, jobs, health, models, compare, metrics, reviews):
         app.include_router(module.router)
     install_dashboard(app, settings)
     return app

@@ -20,6 +20,7 @@ from api.errors import ApiError
 from api.idempotency import check_same_body, request_fingerprint
 from api.metrics import record_submission
 from api.served_models import resolve_model
+from api.shadow import shadow_later
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
 from store.jobs import create_job, find_by_idempotency_key, mark_published, plan_chunks
@@ -107,6 +108,7 @@ def submit(
     finally:
         _release(state, reservation)
     record_submission(kind, model, requests)
+    shadow_later(state, job_id, model, len(requests))  # a sampled copy per shadow model, off this thread
     return job_id, JobStatus.queued.value, True
 
 

@@ -18,6 +18,7 @@ from core.settings import Settings
 from commands.drift import app as drift_app
 from commands.evaluate import eval_command
 from commands.purge import purge
+from commands.rescore import rescore_command
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
 keys_app.command("webhook-secret")(webhook_secret)  # `rerankq keys webhook-secret --tenant T`
@@ -25,6 +26,7 @@ app.add_typer(keys_app, name="keys")
 app.command("eval")(eval_command)
 app.add_typer(drift_app, name="drift")
 app.command("purge")(purge)
+app.command("rescore")(rescore_command)
 
 
 def _settings(**overrides) -> Settings:
@@ -196,12 +198,20 @@ def bench(
     cache_dir: Path = typer.Option(Path("~/.cache/rerankq/bench"), help="Where the generated model is kept."),
     max_length: int = typer.Option(512, help="Token budget per pair for this run (RERANKQ_MAX_LENGTH)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
-    workloads: str = typer.Option("small,bulk,mixed,long,idle", help="Comma-separated subset to run."),
+    workloads: str = typer.Option("small,bulk,mixed,long,idle,ceiling,interactive",
+                                  help="Comma-separated subset to run."),
     naive_sample: Optional[int] = typer.Option(None, help="Pairs per workload for the naive baseline."),
     no_system: bool = typer.Option(False, "--no-system", help="Only direct and naive (no Redis, worker, API)."),
     keep: bool = typer.Option(False, "--keep", help="Keep the system's data dir and logs."),
+    database_url: str = typer.Option("", help="The systems' store: empty for SQLite, 'postgres' for a throwaway "
+                                     "local cluster, or a SQLAlchemy URL."),
+    peer: Optional[str] = typer.Option(None, help="Run interactive and bulk against this server too: infinity."),
+    peer_venv: Optional[Path] = typer.Option(None, help="The virtual environment holding the peer (bin/infinity_emb)."),
+    clients: int = typer.Option(16, min=1, help="Concurrent clients of the interactive workload."),
+    requests: Optional[int] = typer.Option(None, min=1, help="Requests of the interactive workload (25 per client)."),
 ) -> None:
     """Measure pairs/s and latency: direct (in-process limit), system (HTTP, Redis, worker, store) and naive."""
+    from commands.bench.options import bench_pipeline_options
     from commands.bench.runner import ALL_WORKLOADS, BenchOptions, main
 
     chosen = tuple(w.strip() for w in workloads.split(",") if w.strip())
@@ -211,7 +221,8 @@ def bench(
                                  param_hint="--workloads")
     main(BenchOptions(model=model, quick=quick, json_path=json_path, cache_dir=cache_dir.expanduser(),
                       max_length=max_length, device=device, workloads=chosen, naive_sample=naive_sample,
-                      system=not no_system, keep=keep))
+                      system=not no_system, keep=keep, **bench_pipeline_options(database_url, peer, peer_venv,
+                                                                               clients, requests)))
 
 
 @app.command("bench-flagging")

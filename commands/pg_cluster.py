@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster (tests, `rerankq soak`), when the server binaries are installed.
+"""A throwaway PostgreSQL cluster (tests, `rerankq soak`, `rerankq bench --database-url postgres`),
+when the server binaries are installed.
 
 initdb refuses to run as root, so as root the cluster is created and started as the
 `postgres` user in a directory that user owns.
@@ -37,6 +38,9 @@ def missing_reason() -> Optional[str]:
 
 
 class PostgresCluster:
+    """initdb + pg_ctl on a free loopback port in a temporary directory. `start()`/`stop()`, or
+    `with PostgresCluster() as cluster:` (the directory is removed when a start fails too)."""
+
     def __init__(self) -> None:
         self.bindir = postgres_bindir()
         self.port = free_port()
@@ -64,6 +68,24 @@ class PostgresCluster:
         self._run("pg_ctl", "-D", str(self.data), "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
                   "-l", str(self.root / "pg.log"), "-w", "start")
 
+    def __enter__(self) -> "PostgresCluster":
+        try:
+            return self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *_exc) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.stop()
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The postmaster's pid while the server runs (its backends are its children)."""
+        return _postmaster_pid(self.data)
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
@@ -79,3 +101,29 @@ class PostgresCluster:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _postmaster_pid(data_dir: Path) -> Optional[int]:
+    try:
+        return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def postmaster_pid(database_url: str) -> Optional[int]:
+    """The server's pid for a PostgreSQL database this process did not start, when it runs on this
+    host and its data directory is readable here; None otherwise (a remote server, no permission)."""
+    if not database_url.startswith("postgresql"):
+        return None
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(database_url)
+        try:
+            with engine.connect() as conn:
+                data_dir = conn.execute(text("SHOW data_directory")).scalar()
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - unreachable or not allowed: unknown
+        return None
+    return _postmaster_pid(Path(data_dir))

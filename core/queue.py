@@ -18,6 +18,7 @@ TASK_SCORE_CHUNK = "rerankq.score_chunk"
 INTERACTIVE = "interactive"
 BULK = "bulk"
 FALLBACK_LANE = "fallback"  # the degraded-fallback worker's own queue (workers/fallback.py)
+SHADOW_LANE = "shadow"  # shadow and rescore jobs (api/shadow.py): taken only when the real lanes are empty
 PUBLISHED_AT = "rerankq_published_at"  # message header: epoch seconds when the API published it
 
 
@@ -33,6 +34,11 @@ def queue_name(model_name: str, lane: str) -> str:
 def queues_for(model_name: str) -> list[str]:
     """Interactive first: with `queue_order_strategy=priority` a worker drains it before bulk."""
     return [queue_name(model_name, INTERACTIVE), queue_name(model_name, BULK)]
+
+
+def worker_queues(model_name: str) -> list[str]:
+    """What a model's workers consume, in priority order: real traffic first, shadow work last."""
+    return [*queues_for(model_name), queue_name(model_name, SHADOW_LANE)]
 
 
 def declare_queue(name: str) -> Queue:

@@ -58,6 +58,25 @@ class CaseDocument(BaseModel):
     text: str
 
 
+class CaseValueView(BaseModel):
+    """Why a case sits where it does in the "most useful first" order (sum of three parts, each 0..1)."""
+
+    total: float
+    uncertainty: float = Field(description="Top-1/top-2 margin near zero, or top score near the threshold.")
+    margin: Optional[float] = Field(None, description="Top-1 minus top-2 score.")
+    top_score: float
+    frequency: float = Field(description="How often this normalized query was seen recently (log scale).")
+    seen: int = Field(description="Requests with this normalized query in the window (RERANKQ_REVIEW_FREQUENCY_DAYS).")
+    disagreement: float = Field(description="(1 - Kendall tau) / 2 against a shadow model; 0 without one.")
+    shadow_model: Optional[str] = None
+
+
+class RepeatView(BaseModel):
+    job_id: str
+    request_idx: int
+    created_at: datetime
+
+
 class CaseSummary(BaseModel):
     id: int
     job_id: str
@@ -74,11 +93,16 @@ class CaseSummary(BaseModel):
     n_documents: int
     n_reviews: int
     created_at: datetime
+    repeats: int = Field(1, description="Identical requests (same normalized query, instruction and document "
+                         "set) this case stands for, itself included.")
+    value: Optional[CaseValueView] = None
 
 
 class CaseDetail(CaseSummary):
     documents: list[CaseDocument] = Field(..., description="In model order, best first.")
     reviews: list[ReviewView]
+    repeat_jobs: list[RepeatView] = Field(default_factory=list, description="The case's own request, then its "
+                                          "repeats, oldest first.")
 
 
 class CaseList(BaseModel):

@@ -226,12 +226,32 @@ class Settings(BaseSettings):
     flat_max: float = Field(0.7, description="... and max is below this.")
     sample_rate: float = Field(0.0, ge=0, le=1, description="Random share of confident results flagged for calibration.")
 
+    # --- shadow models and the review queue's value order --------------------------------
+    shadow_models: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description="API: comma-separated `name[:sample_rate]` (rate 0..1, default 1): that share of requests to "
+        "the default model is also scored by each named model on its shadow lane (workers take it only when "
+        "their real lanes are empty); stored for `GET /v1/models/compare`, never returned to clients.",
+    )
+    review_frequency_days: float = Field(
+        7.0, gt=0, description="Review value order: how far back repeats of a normalized query are counted.")
+    review_frequency_saturation: int = Field(
+        100, ge=2, description="Review value order: a query seen this often (or more) in that window gets the "
+        "full frequency weight (log scale).")
+
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @field_validator("shadow_models", mode="before")
+    @classmethod
+    def _split_shadow_models(cls, value):
+        from core.shadow_settings import parse_shadow_models
+
+        return parse_shadow_models(value) if isinstance(value, str) else value
 
     @field_validator("model_aliases", mode="before")
     @classmethod

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
 from store.claim_lease import ChunkBusy
+from store.case_repeats import insert_cases
 from store.jobs import ACTIVE
 from store.packed_scores import (ScoreMeta, StoredScore, insert_ignoring_duplicates, meta_ids, pack, scores_by_request,
                                  unpack)
-from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, utcnow
+from store.tables import ChunkScores, Job, JobChunk, JobRequest, utcnow
 
 # Statements built once, as plain Core (no ORM layer), with expanding IN parameters: building a
 # statement costs more CPU than SQLite takes to run it, and the worker runs these for every group.
@@ -230,17 +231,20 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
         connection.execute(LOCK_JOBS, dict(job_ids=job_ids))
     ids = meta_ids(session, (s.meta for s in saves))
     chunk_ids = _chunk_ids(session, saves)
-    rows, seen = [], set()
-    for save, chunk_id in zip(saves, chunk_ids):
-        if chunk_id is not None and chunk_id not in seen:
-            seen.add(chunk_id)
+    rows, writer = [], {}  # chunk id -> the index of the save whose scores are written for it
+    for i, (save, chunk_id) in enumerate(zip(saves, chunk_ids)):
+        if chunk_id is not None and chunk_id not in writer:
+            writer[chunk_id] = i
             rows.append(dict(chunk_id=chunk_id, score_meta_id=ids[save.meta], scores=pack(save.scores)))
     if not rows:
         return [False] * len(saves)
     inserted = set(connection.execute(_insert_scores(session), rows).scalars())
     now = utcnow()
     marked = set(connection.execute(MARK_DONE, dict(ids=sorted(inserted), now=now)).scalars()) if inserted else set()
-    touched = sorted({s.work.job_id for s, cid in zip(saves, chunk_ids) if cid in marked})
+    # The saves whose scores this group stored: a second delivery of a chunk in the same group is not one,
+    # so the save that reports a finished job holds the very scores committed (the worker hands them on).
+    stored = sorted(i for chunk_id, i in writer.items() if chunk_id in marked)
+    touched = sorted({saves[i].work.job_id for i in stored})
     finished: dict[str, int] = {}  # job id -> its chunk count
     if touched:
         unfinished = set(connection.execute(UNFINISHED, dict(job_ids=touched)).scalars())
@@ -248,10 +252,10 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
         if complete:
             finished = dict(connection.execute(FINISH_JOBS, dict(job_ids=complete, now=now)).all())
     # The last save of a finished job in this group is the one that reports (and flags) it.
-    last = {s.work.job_id: i for i, (s, cid) in enumerate(zip(saves, chunk_ids)) if cid in marked}
+    last = {saves[i].work.job_id: i for i in stored}
     for job_id in sorted(finished):
         reporter = saves[last[job_id]]
-        own = [s for s, cid in zip(saves, chunk_ids) if cid in marked and s.work.job_id == job_id]
+        own = [saves[i] for i in stored if saves[i].work.job_id == job_id]
         # Every chunk of the job was written by this group (always so for a one-chunk job):
         # flag from the scores in hand instead of reading them back.
         in_hand = _scores_in_hand(own) if len(own) == finished[job_id] else None
@@ -296,6 +300,7 @@ def flag_cases(session: Session, job_id: str, rule: ConfidenceRule,
             top_score=max(values), model=first.model, model_revision=first.model_revision,
             score_type=first.score_type, status="open", created_at=utcnow(),
         ))
-    if rows:
-        session.execute(insert_ignoring_duplicates(session, LowConfidenceCase.__table__), rows)
+    if rows:  # identical requests collapse into one case: a later one is a repeat of the first
+        insert_cases(session, rows, lambda table, values: session.execute(insert_ignoring_duplicates(session, table),
+                                                                          values))
     return len(rows)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
 from store.job_details import job_detail
+from store.shadow_jobs import COPY_KINDS
 from store.tables import DriftReference, Job, LowConfidenceCase, utcnow
 
 
@@ -37,7 +38,8 @@ def window_sample(session: Session, model: str, start: datetime, end: datetime, 
                   max_jobs: int = 200, max_requests_per_job: int = 50) -> WindowSample:
     """Scores and flags of `model`'s succeeded jobs finished in [start, end), newest first; with
     `revision`, only requests that revision scored. Degraded (fallback) rankings are left out: they
-    are another model's scores."""
+    are another model's scores. Shadow and rescore copies (store/shadow_jobs.py) are left out too: they
+    are not client traffic (a rescore replays chosen cases) and raise no low-confidence cases."""
     jobs = window_jobs(session, model, start, end, max_jobs)
     sample = WindowSample()
     if not jobs:
@@ -63,11 +65,12 @@ def window_sample(session: Session, model: str, start: datetime, end: datetime, 
 
 
 def window_jobs(session: Session, model: str, start: datetime, end: datetime, max_jobs: int) -> list[str]:
-    """The jobs a window's sample reads: `model`'s newest `max_jobs` succeeded jobs finished in [start, end)
-    whose results retention has not deleted."""
+    """The jobs a window's sample reads: `model`'s newest `max_jobs` succeeded client jobs (not shadow or
+    rescore copies) finished in [start, end) whose results retention has not deleted."""
     return list(session.scalars(
         select(Job.id).where(Job.model == model, Job.status == JobStatus.succeeded.value,
-                             Job.finished_at >= start, Job.finished_at < end, Job.expired_at.is_(None))
+                             Job.finished_at >= start, Job.finished_at < end, Job.expired_at.is_(None),
+                             Job.kind.not_in(COPY_KINDS))  # client traffic: shadow and rescore copies raise no cases
         .order_by(Job.finished_at.desc()).limit(max_jobs)))
 
 
@@ -123,5 +126,6 @@ def pin_reference(session: Session, model: str, length: timedelta, revision: Opt
 
 
 def models_with_traffic(session: Session, since: datetime) -> list[str]:
-    return list(session.scalars(select(Job.model).where(Job.finished_at >= since).group_by(Job.model)
+    return list(session.scalars(select(Job.model).where(Job.finished_at >= since, Job.kind.not_in(COPY_KINDS))
+                                .group_by(Job.model)
                                 .order_by(func.count().desc())))

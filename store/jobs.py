@@ -22,6 +22,7 @@ from rerankq.schemas import (
     ResultsPage,
 )
 from store.packed_scores import StoredScore, scored_pairs, scores_by_request
+from store.query_keys import query_key
 from store.tables import Job, JobChunk, JobRequest, utcnow
 
 ACTIVE = ACTIVE_STATUSES
@@ -86,6 +87,7 @@ def create_job(
             top_n=r.top_n,
             return_documents=r.return_documents,
             max_tokens_per_doc=r.max_tokens_per_doc,
+            query_key=query_key(r.query),
         )
         for i, r in enumerate(requests)
     )

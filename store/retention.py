@@ -5,7 +5,7 @@ holds the writers of the hot path for long. A job's data lives in the tables of 
 a table that stores per-job rows is added there and nowhere else (a table keyed by a job's chunk,
 as chunk_scores is, is found through its foreign key). The job row itself stays, with
 `expired_at` set, as a marker that answers 404 job_expired; markers go after
-RERANKQ_EXPIRED_MARKER_DAYS once no case refers to them.
+RERANKQ_EXPIRED_MARKER_DAYS once no case, case repeat or shadow link refers to them.
 
 Model-level rows belong to no job and are never deleted here: drift_references, api_keys, and
 score_metas. A score_metas row is shared by every chunk scored the same way, and each worker process
@@ -26,19 +26,22 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from core.review_schemas import CaseStatus
-from store.tables import ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, Review
+from store.tables import CaseRepeat, ChunkScores, Job, JobChunk, JobRequest, LowConfidenceCase, Review, ShadowLink
 
 # Every table holding rows that belong to one job, in deletion order (children first): by a `job_id`
 # column, or by a foreign key to a table listed after it (chunk_scores.chunk_id -> job_chunks.id).
 # Cases are not here: they have their own retention (reviewers and label exports need them after the
 # job is gone).
-JOB_OWNED_TABLES: tuple[Table, ...] = (ChunkScores.__table__, JobChunk.__table__, JobRequest.__table__)
+# shadow_links go with the shadow or rescore copy they describe (its job_id), not with the request copied.
+JOB_OWNED_TABLES: tuple[Table, ...] = (ChunkScores.__table__, JobChunk.__table__, JobRequest.__table__,
+                                       ShadowLink.__table__)
 # Every other table, and why retention leaves its rows alone (tests/store/test_retention.py checks that
 # each table of the schema is in one of the two).
 NOT_JOB_OWNED: dict[str, str] = {
     "jobs": "the job row stays as an expiry marker (its own age: RERANKQ_EXPIRED_MARKER_DAYS)",
     "low_confidence_cases": "case retention (RERANKQ_CASE_RETENTION_DAYS), kept until exported",
     "reviews": "deleted with their case",
+    "case_repeats": "a case's later identical requests (its repeat count): deleted with their case",
     "score_metas": "shared by every chunk scored the same way; ids cached by the workers",
     "drift_references": "one per model: its reference window",
     "api_keys": "belong to tenants",
@@ -66,17 +69,19 @@ class RetentionReport:
     rows: dict[str, int] = field(default_factory=dict)  # table name -> rows
     cases: int = 0
     reviews: int = 0
+    repeats: int = 0  # case_repeats rows of the deleted cases
     unexported_kept: int = 0  # reviewed cases past retention kept because no export has included them
     drift_kept: int = 0  # jobs past retention kept because a drift reference window samples them
     markers: int = 0
 
     def add_rows(self, table: str, count: int) -> None:
-        self.rows[table] = self.rows.get(table, 0) + count
+        if count:
+            self.rows[table] = self.rows.get(table, 0) + count
 
     def lines(self) -> list[str]:
         rows = ", ".join(f"{name} {count}" for name, count in sorted(self.rows.items()))
         lines = [f"jobs: {self.jobs}" + (f" ({rows})" if rows else ""),
-                 f"cases: {self.cases} (reviews {self.reviews})"]
+                 f"cases: {self.cases} (reviews {self.reviews}, repeats {self.repeats})"]
         if self.unexported_kept:
             lines.append(f"kept: {self.unexported_kept} reviewed cases past retention that no label export has "
                          "included yet (export them, or purge with --force)")
@@ -154,6 +159,7 @@ def delete_cases(session: Session, case_ids: Sequence[int], report: RetentionRep
         return
     ids = list(case_ids)
     report.reviews += session.execute(delete(Review).where(Review.case_id.in_(ids))).rowcount or 0
+    report.repeats += session.execute(delete(CaseRepeat).where(CaseRepeat.case_id.in_(ids))).rowcount or 0
     report.cases += session.execute(delete(LowConfidenceCase).where(LowConfidenceCase.id.in_(ids))).rowcount or 0
 
 
@@ -162,6 +168,8 @@ def count_expirable_cases(session: Session, created_before: datetime, force: boo
     report.cases += session.scalar(select(func.count()).select_from(LowConfidenceCase).where(*conditions)) or 0
     ids = select(LowConfidenceCase.id).where(*conditions).scalar_subquery()
     report.reviews += session.scalar(select(func.count()).select_from(Review).where(Review.case_id.in_(ids))) or 0
+    report.repeats += session.scalar(select(func.count()).select_from(CaseRepeat)
+                                     .where(CaseRepeat.case_id.in_(ids))) or 0
 
 
 def count_unexported_kept(session: Session, created_before: datetime) -> int:
@@ -172,9 +180,15 @@ def count_unexported_kept(session: Session, created_before: datetime) -> int:
 
 # --- expiry markers ---------------------------------------------------------------------------
 
+def _referenced():
+    """A job row something still points at: a case (its own or a repeat), or a live copy's shadow link. The
+    row must stay (deleting it would also cascade to those rows)."""
+    return or_(exists().where(LowConfidenceCase.job_id == Job.id), exists().where(CaseRepeat.job_id == Job.id),
+               exists().where(ShadowLink.source_job_id == Job.id))
+
+
 def _prunable_markers(expired_before: datetime):
-    has_case = exists().where(LowConfidenceCase.job_id == Job.id)
-    return (Job.expired_at.is_not(None), Job.expired_at < expired_before, ~has_case)
+    return (Job.expired_at.is_not(None), Job.expired_at < expired_before, ~_referenced())
 
 
 def prunable_marker_ids(session: Session, expired_before: datetime, limit: int) -> list[str]:
@@ -185,10 +199,9 @@ def prunable_marker_ids(session: Session, expired_before: datetime, limit: int) 
 def delete_markers(session: Session, job_ids: Sequence[str], report: RetentionReport) -> None:
     if not job_ids:
         return
-    # Only rows that are still markers without cases: a case flagged meanwhile keeps its job.
-    has_case = exists().where(LowConfidenceCase.job_id == Job.id)
+    # Only rows that are still unreferenced markers: a case flagged (or repeated) meanwhile keeps its job.
     report.markers += session.execute(delete(Job).where(Job.id.in_(list(job_ids)), Job.expired_at.is_not(None),
-                                                        ~has_case)).rowcount or 0
+                                                        ~_referenced())).rowcount or 0
 
 
 def count_prunable_markers(session: Session, expired_before: datetime, report: RetentionReport) -> None:

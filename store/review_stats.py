@@ -17,6 +17,7 @@ from core.review_schemas import CaseStatus
 from core.stats import percentile
 from rerankq.schemas import JobStatus
 from store.packed_scores import recent_score_values
+from store.shadow_jobs import COPY_KINDS
 from store.tables import Job, LowConfidenceCase, Review
 from store.time_buckets import bucket_index, seconds_between
 
@@ -62,6 +63,12 @@ def _owned(statement, owner: Optional[str], job_id_column):
     return statement if owner is None else statement.join(Job, Job.id == job_id_column).where(Job.owner == owner)
 
 
+def _client_jobs(statement, owner: Optional[str], job_id_column):
+    """Only rows of client jobs (not shadow or rescore copies), of `owner`'s when given."""
+    statement = statement.join(Job, Job.id == job_id_column).where(Job.kind.not_in(COPY_KINDS))
+    return statement if owner is None else statement.where(Job.owner == owner)
+
+
 def _first_reviews(owner: Optional[str], since: datetime, before: Optional[datetime] = None):
     """(case_id, at) of cases first reviewed (or dismissed) in [since, before): found from the reviews in that
     range (an index range), not by grouping every review the store holds."""
@@ -94,7 +101,8 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
         return series
 
     job_bucket = bucket_index(Job.created_at, start, step, dialect).label("bucket")
-    jobs_in_window = [Job.created_at >= start, Job.created_at < end] + ([Job.owner == owner] if owner else [])
+    jobs_in_window = [Job.created_at >= start, Job.created_at < end,
+                      Job.kind.not_in(COPY_KINDS)] + ([Job.owner == owner] if owner else [])  # client traffic only
     succeeded = Job.status == JobStatus.succeeded.value
     jobs, requests = per_bucket(select(job_bucket, func.count(), func.sum(case((succeeded, Job.n_requests), else_=0)))
                                 .where(*jobs_in_window).group_by(job_bucket), columns=2)
@@ -150,8 +158,9 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
 
 def score_histogram(session: Session, owner: Optional[str] = None,
                     bins: int = 20) -> tuple[list[tuple[float, float, int]], int]:
-    """Counts of the most recent scores over [0, 1] (or their own range when outside it), and how many."""
-    values = recent_score_values(session, SCORE_SAMPLE, lambda statement, column: _owned(statement, owner, column))
+    """Counts of the most recent scores of client jobs over [0, 1] (or their own range when outside it), and how
+    many. Shadow and rescore copies are left out: they are other models' scores no client was given."""
+    values = recent_score_values(session, SCORE_SAMPLE, lambda statement, column: _client_jobs(statement, owner, column))
     if not values:
         return [], 0
     lo, hi = min(0.0, min(values)), max(1.0, max(values))

@@ -52,6 +52,7 @@ class CaseQuery:
     page: int = 1
     page_size: int = 25
     owner: Optional[str] = None
+    value_rules: Optional[Any] = None  # store/review_value.ValueRules for sort="value" (default rules if None)
 
 
 class ReviewInputError(ValueError):
@@ -105,6 +106,10 @@ def _filtered(statement: Select, query: CaseQuery) -> Select:
 
 def list_cases(session: Session, query: CaseQuery) -> tuple[list[LowConfidenceCase], int]:
     """One page of cases in the query's order, and how many match in all."""
+    if query.sort == "value":
+        from store.value_queue import list_by_value
+
+        return list_by_value(session, query, _filtered)
     total = session.scalar(_filtered(select(func.count()).select_from(LowConfidenceCase), query)) or 0
     size = max(1, min(query.page_size, MAX_PAGE_SIZE))
     statement = _filtered(select(LowConfidenceCase), query).order_by(*SORTS.get(query.sort, SORTS["newest"]))
@@ -115,6 +120,10 @@ def list_cases(session: Session, query: CaseQuery) -> tuple[list[LowConfidenceCa
 def next_open_case(session: Session, query: CaseQuery, current: LowConfidenceCase) -> Optional[int]:
     """The case a reviewer should see after `current`: the next open one in the queue's order,
     wrapping round to the first (so skipped cases come back, and a skip never loops on two cases)."""
+    if query.sort == "value":
+        from store.value_queue import next_by_value
+
+        return next_by_value(session, replace(query, status=CaseStatus.open.value), _filtered, current)
     case = LowConfidenceCase
     key = {"newest": (case.created_at, current.created_at, False),
            "oldest": (case.created_at, current.created_at, True),

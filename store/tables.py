@@ -96,6 +96,8 @@ class JobRequest(Base):
     max_tokens_per_doc: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     # query and documents replaced by SHA-256 hashes (store/document_text.py)
     text_hashed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # SHA-256 of the normalized query (store/query_keys.py): how often a query is seen, for the review order.
+    query_key: Mapped[Optional[str]] = mapped_column(String(64), index=True, nullable=True)
 
     __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_job_requests_job_request"),)
 
@@ -173,6 +175,9 @@ class LowConfidenceCase(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # Last label export that included it (reset by a new review); retention keeps reviewed cases until then.
     exported_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    # Model + normalized query + instruction + document set (store/case_repeats.py): identical
+    # requests collapse into the first case as repeats instead of flooding the queue.
+    case_key: Mapped[Optional[str]] = mapped_column(String(64), unique=True, nullable=True)
 
     __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_cases_job_request"),)
 
@@ -239,6 +244,40 @@ class TenantWebhookSecret(Base):
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     secret: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseRepeat(Base):
+    """A later request identical to a case's own (same case_key): counted on that case, not a new case."""
+
+    __tablename__ = "case_repeats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("low_confidence_cases.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    request_idx: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("job_id", "request_idx", name="uq_case_repeats_job_request"),)
+
+
+class ShadowLink(Base):
+    """A request of a shadow or rescore job (scored by another model, never shown to clients) and the
+    original request it copies, so two models' scores of one request can be compared."""
+
+    __tablename__ = "shadow_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    request_idx: Mapped[int] = mapped_column(Integer)
+    source_job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    source_request_idx: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(16))  # shadow (live traffic) | rescore (rerankq rescore)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "request_idx", name="uq_shadow_links_job_request"),
+        Index("ix_shadow_links_source", "source_job_id", "source_request_idx"),
+    )
 
 
 class DriftReference(Base):

@@ -10,7 +10,7 @@ every pair's rest; models/prefix_cache.py). The same functions plan offline scor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Iterator, Optional, Protocol, Sequence
 
 from models.base import Encoded
 from models.prefix_cache import batch_cost, share_key
@@ -87,6 +87,14 @@ def form_batches(
     items: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool = False,
     overhead_tokens: Optional[int] = None,
 ) -> list[list[Item]]:
+    """Every batch of `iter_batches`, in order."""
+    return list(iter_batches(items, max_tokens, max_pairs, share_prefix, overhead_tokens))
+
+
+def iter_batches(
+    items: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool = False,
+    overhead_tokens: Optional[int] = None,
+) -> Iterator[list[Item]]:
     """Greedy cut of length-sorted items: each batch's padded cost stays within the budget.
 
     Without sharing the cost is longest x count. With it, pairs are sorted by the tokens they do
@@ -95,7 +103,8 @@ def form_batches(
     length alone mixes every query into every batch; by query alone pads short documents to
     long ones). Batches are costed by `_Cost`. With `overhead_tokens` (what one more forward
     pass costs, in tokens) a batch is also cut where growing it would add more padding than
-    that: long-tailed lengths then run in batches of similar lengths."""
+    that: long-tailed lengths then run in batches of similar lengths. Lazy: a caller that needs
+    one batch (`pick_batch`) stops costing pairs once it has it."""
     if share_prefix and items:
         rank: dict = {}
         for item in items:
@@ -105,7 +114,6 @@ def form_batches(
                                              i.encoded.length - _shared(i)))
     else:
         order = sorted(items, key=lambda i: i.encoded.length)
-    batches: list[list[Item]] = []
     current: list[Item] = []
     cost = _Cost(share_prefix)
     for item in order:
@@ -114,14 +122,13 @@ def form_batches(
             waste = (padded - cost.padded) - (real - cost.real)
             if (padded > max_tokens or len(current) >= max_pairs
                     or (overhead_tokens is not None and waste > overhead_tokens)):
-                batches.append(current)
+                yield current
                 current = []
                 cost = _Cost(share_prefix)
         current.append(item)
         cost.add(item)
     if current:
-        batches.append(current)
-    return batches
+        yield current
 
 
 def max_tokens_for(setting: Optional[int], device: str) -> int:
@@ -168,14 +175,14 @@ def pick_batch(
     pairs of similar length: chosen when it costs less per pair and keeps at least half as many
     pairs (a batch must stay large enough to keep the device busy)."""
     oldest = min(lane, key=lambda i: i.enqueued_at)
-    mixed = next(b for b in form_batches(lane, max_tokens, max_pairs, share_prefix, overhead_tokens) if oldest in b)
+    mixed = next(b for b in iter_batches(lane, max_tokens, max_pairs, share_prefix, overhead_tokens) if oldest in b)
     key = share_key(oldest.encoded)
     if not share_prefix or key is None:
         return mixed
     own = [i for i in lane if share_key(i.encoded) == key]
     if len(own) == len(lane):
         return mixed
-    alone = next(b for b in form_batches(own, max_tokens, max_pairs, share_prefix, overhead_tokens) if oldest in b)
+    alone = next(b for b in iter_batches(own, max_tokens, max_pairs, share_prefix, overhead_tokens) if oldest in b)
     if 2 * len(alone) < len(mixed):
         return mixed
     if batch_tokens(alone, True) * len(mixed) < batch_tokens(mixed, True) * len(alone):

@@ -181,7 +181,7 @@ class Batcher:
                 return None
             if not back_to_back:
                 self._wait_for_more()
-            self._pending = [i for i in self._pending if not self._drop_if_cancelled(i)]
+            self._drop_cancelled()
             if not self._pending:
                 return []
             top = min(i.priority for i in self._pending)
@@ -214,9 +214,16 @@ class Batcher:
             self.totals.waits += 1
             self.totals.waited_s += time.monotonic() - started
 
+    def _drop_cancelled(self) -> None:
+        """Drop the pairs of finished or cancelled submissions, asking each submission once
+        (not once per pair: a deep queue is looked at before every batch)."""
+        groups = {id(i.group): i.group for i in self._pending}
+        dropped = {key for key, group in groups.items() if self._group_dropped(group)}
+        if dropped:
+            self._pending = [i for i in self._pending if id(i.group) not in dropped]
+
     @staticmethod
-    def _drop_if_cancelled(item: _Item) -> bool:
-        group = item.group
+    def _group_dropped(group: _Group) -> bool:
         if group.future.done():
             return True
         if group.is_cancelled():

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from celery import signals
 
 from core.settings import Settings
-from core.queue import make_celery, queues_for
+from core.queue import make_celery, worker_queues
 from workers.tasks import register
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def worker_argv(settings: Settings, hostname: str, loglevel: str, queues: Option
         "worker",
         "--pool=threads",
         f"--concurrency={settings.worker_concurrency}",
-        f"--queues={','.join(queues or queues_for(settings.served_model))}",
+        f"--queues={','.join(queues or worker_queues(settings.served_model))}",
         f"--hostname={hostname}",
         f"--loglevel={loglevel}",
         "--without-mingle",

@@ -27,7 +27,7 @@ from workers.batcher import Batcher, BatchStats
 from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
-from core.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, queues_for
+from core.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, worker_queues
 from workers.retention_sweep import start_retention_sweeper
 from workers.webhooks import sweep_callbacks
 
@@ -122,7 +122,7 @@ class WorkerRuntime:
         replica that lagged. Duplicates are harmless; one worker per model sweeps at a time."""
         settings = self.settings
         model = settings.served_model
-        queues = [*queues_for(model), queue_name(model, FALLBACK_LANE)]
+        queues = [*worker_queues(model), queue_name(model, FALLBACK_LANE)]  # shadow copies are swept too
         if messages_in_flight(self.redis, queues):
             return 0
         if not self.redis.set(sweep_lost_lock_key(model_key(model)), self.hostname, nx=True,
@@ -130,7 +130,7 @@ class WorkerRuntime:
             return 0
         cutoff = utcnow() - timedelta(seconds=settings.publish_grace_s)
         with session_scope(settings.database_url) as session:
-            lost = published_pending_jobs(session, queues_for(model), cutoff)
+            lost = published_pending_jobs(session, worker_queues(model), cutoff)
         for job_id, queue in lost.items():
             for chunks in iter_pending_chunks(settings.database_url, job_id):
                 publish_chunks(self.app, job_id, chunks, queue)

@@ -12,21 +12,24 @@ import logging
 import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Optional
 
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
+from core import done_payload
 from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
 from models.base import Pair
 from rerankq.schemas import FINISHED_STATUSES
 from models.long_documents import max_per_document, split_documents
 from store.claim_lease import ChunkBusy, claim_lease_s
 from store.db import session_scope
+from store.packed_scores import pack, unpack
 from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
                              observe_queue_wait)
-from core.queue import INTERACTIVE, PUBLISHED_AT, TASK_SCORE_CHUNK
+from core.queue import INTERACTIVE, PUBLISHED_AT, SHADOW_LANE, TASK_SCORE_CHUNK
 from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
 from workers.grouped_store import claim_grouped, save_grouped
@@ -54,7 +57,9 @@ def register(app: Celery) -> Task:
         observe_queue_wait(getattr(self.request, PUBLISHED_AT, None))
         lane = (self.request.delivery_info or {}).get("routing_key", "")
         try:
-            run_chunk(runtime, job_id, chunk_idx, priority=0 if lane.endswith(INTERACTIVE) else 1)
+            # Shadow work waits behind every real pair in the batcher and raises no review cases.
+            priority = 0 if lane.endswith(INTERACTIVE) else 2 if lane.endswith(SHADOW_LANE) else 1
+            run_chunk(runtime, job_id, chunk_idx, priority=priority)
         except RetryChunk as retry:
             raise self.retry(countdown=retry.countdown, exc=retry.cause)
 
@@ -94,12 +99,12 @@ def run_chunk(runtime: WorkerRuntime, job_id: str, chunk_idx: int, priority: int
         return
     meta = score_meta(runtime, work)
     try:
-        finished = with_db_retry(lambda: _save(url, work, scores, meta, runtime))
+        finished = with_db_retry(lambda: _save(url, work, scores, meta, runtime, flag=priority < 2))
     except OperationalError as error:
         count_failure(DB_UNAVAILABLE)
         raise RetryChunk(error, countdown=5.0) from error
     if finished:
-        notify(runtime, job_id)
+        notify(runtime, job_id, answer_payload(work, scores, meta))
 
 
 def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, lease_s: float, grouped: bool = False):
@@ -109,11 +114,12 @@ def _claim(url: str, job_id: str, chunk_idx: int, max_attempts: int, lease_s: fl
         return claim_chunk(session, job_id, chunk_idx, max_attempts, lease_s)
 
 
-def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime) -> bool:
+def _save(url: str, work: ChunkWork, scores: list[float], meta: ScoreMeta, runtime: WorkerRuntime,
+          flag: bool = True) -> bool:
     checked: list[list[str]] = []  # reasons per request the rules looked at, counted once committed
 
     def rule(values):
-        reasons = runtime.rules.reasons(values)
+        reasons = runtime.rules.reasons(values) if flag else []
         checked.append(reasons)
         return reasons
 
@@ -193,10 +199,22 @@ def _fail(url: str, work: ChunkWork, message: str) -> None:
                  f"chunk {work.chunk_idx} failed after {work.attempt} attempts: {message}")
 
 
-def notify(runtime: WorkerRuntime, job_id: str) -> None:
-    """Wake the API requests waiting on this job (api.job_waiters listens on the channel)."""
+def answer_payload(work: ChunkWork, scores: list[float], meta: ScoreMeta) -> Optional[str]:
+    """The committed scores of the chunk that finished the job, for a waiting POST /v1/rerank
+    (core/done_payload.py); None for a chunk that cannot be a whole answer alone. Only the save
+    whose scores the (group) transaction stored reports a finished job (store/chunk_batch.py); they
+    are handed on as stored, packed to float32, so the answer is the one the store gives."""
+    if not done_payload.covers_a_request(work.request_idx, work.doc_start):
+        return None
+    return done_payload.encode(work.request_idx, work.doc_start, unpack(pack(scores)), meta.model,
+                               meta.model_revision, meta.score_type, meta.instruction, meta.degraded)
+
+
+def notify(runtime: WorkerRuntime, job_id: str, payload: Optional[str] = None) -> None:
+    """Wake the API requests waiting on this job (api.job_waiters listens on the channel); a
+    committed answer rides along as `payload` (core/done_payload.py)."""
     hash_texts_now(runtime, job_id)  # RERANKQ_KEEP_DOCUMENT_TEXT=false: no text outlives the job
-    runtime.redis.publish(JOBS_DONE_CHANNEL, job_id)
+    runtime.redis.publish(JOBS_DONE_CHANNEL, done_payload.notice(job_id, payload))
     deliver_later(runtime, job_id)  # the job's webhook, if it has one
 
 

@@ -8,13 +8,14 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from api.dashboard import case_page, export_page, jobs_page, login_page, overview_page, playground_page, queue_page
+from api.dashboard import (case_page, export_page, jobs_page, login_page, models_page, overview_page, playground_page,
+                           queue_page)
 from api.dashboard.render import DashboardError, error_page, redirect
 from api.dashboard.session import ANONYMOUS_TTL_S, LoginRequired, Signer, Viewer, read_session, signer
 from core.settings import Settings
 from store.keys import Principal
 
-PAGES = (queue_page, case_page, overview_page, jobs_page, playground_page, login_page, export_page)
+PAGES = (queue_page, case_page, overview_page, models_page, jobs_page, playground_page, login_page, export_page)
 
 
 async def _login_required(request: Request, exc: LoginRequired):

@@ -14,8 +14,10 @@ from api.dashboard.render import DashboardError, check_csrf, page, redirect
 from api.dashboard.session import ReviewerDep, Viewer
 from api.deps import AppState, StateDep
 from core.review_schemas import Decision
+from store.case_repeats import repeat_jobs
 from store.db import session_scope
 from store.reviewer_privacy import FOREIGN_NAME, foreign_reviewers
+from store.review_value import case_values
 from store.reviews import (
     ReviewInputError,
     case_reviews,
@@ -43,7 +45,7 @@ def _documents(case) -> list[dict[str, Any]]:
 
 def _load(state: AppState, viewer: Viewer, case_id: int, filters: dict[str, str]) -> dict[str, Any]:
     me, _name = reviewer_for(viewer.principal.key_id, viewer.principal.name)
-    query, _problems = parse_queue(filters, viewer.principal.owner_filter)
+    query, _problems = parse_queue(filters, viewer.principal.owner_filter, state.settings)
     with session_scope(state.settings.database_url) as session:
         case = get_case(session, case_id, viewer.principal.owner_filter)
         if case is None:
@@ -52,6 +54,8 @@ def _load(state: AppState, viewer: Viewer, case_id: int, filters: dict[str, str]
         reviews = case_reviews(session, case.id)
         foreign = foreign_reviewers(session, [r.reviewer for r in reviews], viewer.principal.owner_filter)
         open_left = status_counts(session, query).get("open", 0)
+        value = case_values(session, [case], query.value_rules)[case.id]
+        repeats = repeat_jobs(session, case)
     mine = next((r for r in reviews if r.reviewer == me), None)
     others: dict[int, list[tuple[str, int]]] = {}
     for review in reviews:
@@ -59,7 +63,8 @@ def _load(state: AppState, viewer: Viewer, case_id: int, filters: dict[str, str]
             for index, grade in review.labels.items():
                 name = FOREIGN_NAME if review.reviewer in foreign else review.reviewer_name
                 others.setdefault(int(index), []).append((name, grade))
-    return dict(case=case, documents=_documents(case), reviews=reviews, foreign=foreign, FOREIGN_NAME=FOREIGN_NAME, mine=mine, others=others, open_left=open_left)
+    return dict(case=case, documents=_documents(case), reviews=reviews, foreign=foreign, FOREIGN_NAME=FOREIGN_NAME,
+                mine=mine, others=others, open_left=open_left, value=value, repeats=repeats)
 
 
 def _form_of(review) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def _parse_form(form, n_documents: int) -> tuple[dict[int, int], Optional[int], 
 def _save(state: AppState, viewer: Viewer, case_id: int, form, filters: dict[str, str]) -> tuple[Optional[int], Any]:
     """Save the review and find the next case; returns (next case id, None) or (None, form + error) to re-show."""
     reviewer, name = reviewer_for(viewer.principal.key_id, viewer.principal.name)
-    query, _problems = parse_queue(filters, viewer.principal.owner_filter)
+    query, _problems = parse_queue(filters, viewer.principal.owner_filter, state.settings)
     with session_scope(state.settings.database_url) as session:
         case = get_case(session, case_id, viewer.principal.owner_filter)
         if case is None:
@@ -147,7 +152,7 @@ async def submit_review(request: Request, viewer: ReviewerDep, state: StateDep, 
 def skip(request: Request, viewer: ReviewerDep, state: StateDep, case_id: int = CaseId):
     """The next open case without saving anything (or the queue when there is none)."""
     filters = filter_params(request.query_params)
-    query, _problems = parse_queue(filters, viewer.principal.owner_filter)
+    query, _problems = parse_queue(filters, viewer.principal.owner_filter, state.settings)
     with session_scope(state.settings.database_url) as session:
         case = get_case(session, case_id, viewer.principal.owner_filter)
         if case is None:

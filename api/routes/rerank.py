@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.auth import SubmitDep
 from api.db_errors import UNAVAILABLE as DATABASE_UNAVAILABLE
@@ -13,6 +15,7 @@ from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.submit import submit
+from core.done_payload import decode, response_from
 from rerankq.schemas import DocumentObject, JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import get_job, job_view
@@ -37,7 +40,10 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     check_request(body, settings)
     job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
     try:
-        await wait_until_done(state, job_id, settings.sync_timeout_s)
+        _done, payload = await wait_for_notice(state, job_id, settings.sync_timeout_s)
+        answer = response_from(decode(payload), job_id, body)  # the worker's committed scores, when all there
+        if answer is not None:  # serialized once here: FastAPI would validate the model again first
+            return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
         view = await run_in_threadpool(_view, state, job_id)
     except DATABASE_UNAVAILABLE:  # the job is stored: the client polls it (a 503 would have it submit again)
         return _accepted(job_id, JobStatus.queued)
@@ -71,7 +77,13 @@ def _view(state, job_id: str):
 
 async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
     """Wait for the job's done notice (api.job_waiters: one listener per process); False on timeout."""
-    return await state.waiters.wait(job_id, timeout_s, lambda: run_in_threadpool(_finished, state, job_id))
+    return (await wait_for_notice(state, job_id, timeout_s))[0]
+
+
+async def wait_for_notice(state, job_id: str, timeout_s: float) -> tuple[bool, Optional[str]]:
+    """As `wait_until_done`, with the notice's payload of committed scores (core/done_payload.py),
+    None when the notice had none or the store said the job finished."""
+    return await state.waiters.wait_for_notice(job_id, timeout_s, lambda: run_in_threadpool(_finished, state, job_id))
 
 
 def _finished(state, job_id: str) -> bool:

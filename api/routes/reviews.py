@@ -15,7 +15,9 @@ from api.auth import ReviewDep
 from api.deps import StateDep
 from api.errors import ApiError
 from core.review_schemas import CaseDetail, CaseList, ReviewCreate
+from store.case_annotations import annotate, annotate_detail
 from store.db import session_scope
+from store.review_value import ValueRules
 from store.label_export import iter_jsonl
 from store.reviewer_privacy import hide_foreign_reviewers
 from store.reviews import (
@@ -36,7 +38,7 @@ from store.reviews import (
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
 Status = Literal["open", "reviewed", "dismissed", "all"]
-Sort = Literal["newest", "oldest", "lowest", "highest"]
+Sort = Literal["value", "newest", "oldest", "lowest", "highest"]
 ExportFormat = Literal["pairs", "graded", "groups"]
 MAX_PAGE = 100_000
 CaseId = Path(..., ge=1, le=2**31 - 1, description="The case's id.")
@@ -47,15 +49,19 @@ def list_(state: StateDep, principal: ReviewDep, status: Status = "open",
           reason: Optional[str] = Query(None, max_length=40), model: Optional[str] = Query(None, max_length=200),
           since: Optional[date] = None, until: Optional[date] = None,
           q: Optional[str] = Query(None, max_length=500, description="Text in the query or instruction, or a job id."),
-          sort: Sort = "newest", page: int = Query(1, ge=1, le=MAX_PAGE),
-          page_size: int = Query(25, ge=1, le=MAX_PAGE_SIZE)):
-    """Low-confidence cases, filtered, sorted and paginated (newest open cases first by default)."""
+          sort: Optional[Sort] = Query(None, description="value: most useful first (the default for open cases; "
+                                       "see each case's `value`); otherwise newest first by default."),
+          page: int = Query(1, ge=1, le=MAX_PAGE), page_size: int = Query(25, ge=1, le=MAX_PAGE_SIZE)):
+    """Low-confidence cases, filtered, sorted and paginated (open cases most useful first by default)."""
+    rules = ValueRules.from_settings(state.settings)
     query = CaseQuery(status=None if status == "all" else status, reason=reason, model=model, since=since,
-                      until=until, text=q, sort=sort, page=page, page_size=page_size, owner=principal.owner_filter)
+                      until=until, text=q, sort=sort or ("value" if status == "open" else "newest"), page=page,
+                      page_size=page_size, owner=principal.owner_filter, value_rules=rules)
     with session_scope(state.settings.database_url) as session:
         cases, total = list_cases(session, query)
         counts = review_counts(session, [c.id for c in cases])
         items = [case_summary(c, counts.get(c.id, 0)) for c in cases]
+        annotate(session, cases, items, rules)
     return CaseList(items=items, total=total, page=page, page_size=page_size)
 
 
@@ -76,7 +82,7 @@ def read(state: StateDep, principal: ReviewDep, case_id: int = CaseId):
     """One case: query, instruction, documents in model order with scores, and its reviews."""
     with session_scope(state.settings.database_url) as session:
         case = _case(session, case_id, principal.owner_filter)
-        return _detail(session, case, principal)
+        return _detail(session, case, principal, state)
 
 
 @router.post("/{case_id}", response_model=CaseDetail, operation_id="review_case",
@@ -92,12 +98,14 @@ def review(body: ReviewCreate, state: StateDep, principal: ReviewDep, case_id: i
             raise ApiError(422, "invalid_review", error.message, field=error.field, limit=error.limit) from error
         save_review(session, case, reviewer=reviewer, reviewer_name=reviewer_name, labels=labels,
                     best_index=body.best_index, note=body.note, decision=body.decision.value)
-        return _detail(session, case, principal)
+        return _detail(session, case, principal, state)
 
 
-def _detail(session, case, principal) -> CaseDetail:
-    """The case with its reviews; other tenants' reviewers (an admin, say) under a pseudonym."""
-    return hide_foreign_reviewers(session, case_detail(case, case_reviews(session, case.id)), principal.owner_filter)
+def _detail(session, case, principal, state) -> CaseDetail:
+    """The case with its reviews and value components; other tenants' reviewers (an admin, say) under a pseudonym."""
+    detail = annotate_detail(session, case, case_detail(case, case_reviews(session, case.id)),
+                             ValueRules.from_settings(state.settings))
+    return hide_foreign_reviewers(session, detail, principal.owner_filter)
 
 
 def _case(session, case_id: int, owner: Optional[str]):

@@ -35,7 +35,9 @@ VOCAB = 151_669
 # Qwen3-shaped, real vocabulary: small enough for a few minutes on 2 CPU cores.
 BENCH_MODEL = dict(vocab_size=VOCAB, hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, init_range=0.07)
 QUICK_MODEL = dict(vocab_size=VOCAB, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
-ALL_WORKLOADS = ("small", "bulk", "mixed", "long", "idle")
+CLASSIC_WORKLOADS = ("small", "bulk", "mixed", "long", "idle")
+PIPELINE_WORKLOADS = ("ceiling", "interactive")  # commands/bench/pipeline.py
+ALL_WORKLOADS = CLASSIC_WORKLOADS + PIPELINE_WORKLOADS
 
 
 @dataclass
@@ -51,6 +53,12 @@ class BenchOptions:
     system: bool = True
     keep: bool = False
     seed: int = 0
+    database_url: str = ""  # empty: SQLite; "postgres": a throwaway cluster; else this URL
+    peer: Optional[str] = None  # "infinity": run the interactive and bulk workloads against it too
+    peer_venv: Optional[Path] = None
+    clients: int = 16  # interactive workload
+    requests: Optional[int] = None  # interactive workload (default 25 per client)
+    databases: Any = None  # commands.bench.databases.Databases, set by main()
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
 
@@ -186,9 +194,9 @@ class Bench:
         options = self.options
         started = time.time()
         prompt_tokens = self.backend.encode([Pair("capital of France river 0", "")])[0].length
+        result = self.header()
         workloads = [w for w in build_workloads(self.backend.tokenizer, options.max_length, prompt_tokens,
                                                 options.quick, options.seed) if w.name in options.workloads]
-        result = self.header()
         rows = []
         root = Path(tempfile.mkdtemp(prefix="rerankq-bench-"))
         try:
@@ -217,7 +225,10 @@ class Bench:
         from commands.bench.system import LocalSystem
 
         self.options.log(f"bench: starting redis, worker and API in {root}")
-        system = stack.enter_context(LocalSystem(self.model_dir, self.options.max_length, root, self.options.device))
+        databases = self.options.databases
+        url = databases.url_for("classic") if databases is not None else ""
+        system = stack.enter_context(LocalSystem(self.model_dir, self.options.max_length, root, self.options.device,
+                                                 database_url=url))
         self.own[:] = [os.getpid(), *(p.pid for p in system.processes)]
         system.warm_up(workloads[0].jobs[0])
         return system
@@ -265,8 +276,34 @@ def default_json_path() -> Path:
 
 
 def main(options: BenchOptions) -> dict[str, Any]:
-    result = Bench(options).run()
+    from commands.bench.databases import Databases
+
+    with contextlib.ExitStack() as stack:
+        options.databases = Databases(options.database_url, stack)
+        classic = any(w in CLASSIC_WORKLOADS for w in options.workloads)
+        started = time.time()
+        result = Bench(options).run() if classic else {
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": options.quick,
+            "workloads": [], "machine": {"cpus": os.cpu_count(), "loadavg_at_start": loadavg()}}
+        result["database"] = options.databases.label
+        if options.system and any(w in PIPELINE_WORKLOADS for w in options.workloads):
+            from commands.bench.pipeline import PipelineBench  # psutil: the bench extra
+
+            root = Path(tempfile.mkdtemp(prefix="rerankq-bench-pipeline-"))
+            try:
+                result["pipeline"] = PipelineBench(options, options.databases).run(root)
+            finally:
+                if options.keep:
+                    options.log(f"bench: pipeline logs kept in {root}")
+                else:
+                    shutil.rmtree(root, ignore_errors=True)
+        result["seconds"] = round(time.time() - started, 1)
     path = report.write_json(result, options.json_path or default_json_path())
-    print(report.format_table(result))
+    if classic:
+        print(report.format_table(result))
+    if "pipeline" in result:
+        from commands.bench.pipeline import format_pipeline
+
+        print(("\n" if classic else "") + format_pipeline(result["pipeline"]))
     print(f"\nwrote {path}")
     return result

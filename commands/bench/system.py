@@ -3,7 +3,7 @@
 Starts its own redis-server (AOF on, as in production), a migrated SQLite store, one
 `rerankq worker` and one `rerankq api` (the same child-process helpers as `rerankq up`), then
 drives them with concurrent client threads that submit jobs (POST /v1/jobs) and long-poll
-(GET /v1/jobs/{id}?wait=30) until each is done. Batch figures come from the worker itself: its
+(GET /v1/jobs/{id}?wait=30) until each is done, through the SDK (commands/bench/clients.py). Batch figures come from the worker itself: its
 heartbeat (batches, pairs, real and padded tokens, batcher wait) and its /metrics (broker
 queue wait), read before and after each workload.
 """
@@ -17,20 +17,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import httpx
 import redis
 
+from commands.bench.clients import bench_client, job_scores, rerank_scores
 from commands.bench.workloads import Job, Workload
 from commands.local_stack import log_tail
 from commands.processes import spawn_service, stop_process
-from core.redis_keys import worker_key
 from commands.redis_server import free_port, start_redis, wait_for_port
+from core.redis_keys import worker_key
+from rerankq import RerankClient
 
 WORKER = "bench-worker"
 T = TypeVar("T")
-LONG_POLL_S = 30  # GET /v1/jobs/{id}?wait=30: answered when the job finishes (or after 30 s)
 
 
 class BenchSystemError(RuntimeError):
@@ -57,8 +58,9 @@ class LocalSystem:
     """redis-server + SQLite + one worker + the API in `root`, stopped on exit."""
 
     def __init__(self, model_dir: Path, max_length: int, root: Path, device: str = "auto",
-                 extra_env: Optional[dict] = None) -> None:
+                 extra_env: Optional[dict] = None, database_url: str = "") -> None:
         self.model_dir = model_dir
+        self.database_url = database_url  # empty: a SQLite file in `root`
         self.max_length = max_length
         self.root = root
         self.device = device
@@ -89,7 +91,7 @@ class LocalSystem:
         redis_port = free_port()
         self.processes.append(start_redis(self.root / "redis", redis_port, self.root / "redis.log"))
         self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        database_url = f"sqlite:///{self.root / 'rerankq.db'}"
+        database_url = self.database_url or f"sqlite:///{self.root / 'rerankq.db'}"
         upgrade(database_url)
         self.api_port, self.metrics_port = free_port(), free_port()
         env = self._env(database_url)
@@ -141,6 +143,10 @@ class LocalSystem:
         self.processes = []
 
     # --- observation -------------------------------------------------------------------
+    def pids(self) -> dict[str, int]:
+        """The stack's processes by part (for per-process CPU figures)."""
+        return dict(zip(("redis", "worker", "api"), (p.pid for p in self.processes)))
+
     def heartbeat(self) -> dict:
         raw = redis.Redis.from_url(self.redis_url).get(worker_key(WORKER))
         return json.loads(raw) if raw else {}
@@ -172,10 +178,10 @@ class LocalSystem:
         return f"http://127.0.0.1:{self.api_port}"
 
     def warm_up(self, job: Job) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=300) as http:
+        with bench_client(self.base_url) as client:
             for _ in range(2):
-                submit_and_poll(http, job)
-                sync_rerank(http, job)
+                submit_and_poll(client, job)
+                sync_rerank(client, job)
         self.scored_pairs += 4 * len(job.documents)
 
     def run(self, workload: Workload) -> SystemRun:
@@ -188,7 +194,7 @@ class LocalSystem:
         lock = threading.Lock()
 
         def client() -> None:
-            with httpx.Client(base_url=self.base_url, timeout=300) as http:
+            with bench_client(self.base_url) as sdk:
                 while not errors:
                     with lock:
                         index = next(next_job, None)
@@ -196,7 +202,7 @@ class LocalSystem:
                         return
                     try:
                         started = time.perf_counter()
-                        scores = submit_and_poll(http, workload.jobs[index])
+                        scores = submit_and_poll(sdk, workload.jobs[index])
                         results[index] = (started, time.perf_counter(), scores)
                     except BaseException as error:  # noqa: BLE001 - reported after the threads end
                         errors.append(error)
@@ -230,17 +236,17 @@ class LocalSystem:
         latencies: list[float] = []
         scores: list[list[float]] = []
         sync_latencies: list[float] = []
-        with httpx.Client(base_url=self.base_url, timeout=300) as http:
+        with bench_client(self.base_url) as client:
             for job in workload.jobs:
                 time.sleep(workload.pause_s)
                 direct.append(direct_job(job))
                 time.sleep(workload.pause_s)
                 started = time.perf_counter()
-                scores.append(submit_and_poll(http, job))
+                scores.append(submit_and_poll(client, job))
                 latencies.append(time.perf_counter() - started)
                 time.sleep(workload.pause_s)
                 started = time.perf_counter()
-                sync_rerank(http, job)
+                sync_rerank(client, job)
                 sync_latencies.append(time.perf_counter() - started)
         self.scored_pairs += 2 * workload.pairs
         worker, broker_wait = self._worker_deltas(before, broker_before)
@@ -259,40 +265,14 @@ class LocalSystem:
         return worker, (broker_after[0] - broker_before[0]) / chunks if chunks else None
 
 
-def submit_and_poll(http: httpx.Client, job: Job) -> list[float]:
-    """POST the job, long-poll until it is done, return scores in document order.
+def submit_and_poll(client: RerankClient, job: Job) -> list[float]:
+    """POST the job, long-poll until it is done (the SDK's `wait`), return scores in document order.
 
     Long polling (?wait=) rather than a GET every few ms: on a 2-core machine each GET costs the
     API ~3 ms of CPU, which fast polling takes from the model; slow polling adds its interval."""
-    body = {"requests": [{"query": job.query, "documents": job.documents}]}
-    while True:
-        response = http.post("/v1/jobs", json=body)
-        if response.status_code != 429:
-            break
-        time.sleep(float(response.headers.get("Retry-After", "1")))
-    response.raise_for_status()
-    job_id = response.json()["id"]
-    while True:
-        view = http.get(f"/v1/jobs/{job_id}", params={"wait": LONG_POLL_S})
-        view.raise_for_status()
-        data = view.json()
-        if data["status"] == "succeeded":
-            return _in_document_order(data["results"][0]["results"], len(job.documents))
-        if data["status"] in ("failed", "cancelled"):
-            raise BenchSystemError(f"job {job_id} {data['status']}: {data.get('error')}")
+    return job_scores(client, [(job.query, job.documents)])[0]
 
 
-def sync_rerank(http: httpx.Client, job: Job) -> list[float]:
-    response = http.post("/v1/rerank", json={"query": job.query, "documents": job.documents})
-    response.raise_for_status()
-    if response.status_code != 200:
-        raise BenchSystemError(f"POST /v1/rerank answered {response.status_code}: {response.text[:200]}")
-    return _in_document_order(response.json()["results"], len(job.documents))
-
-
-def _in_document_order(results: list[dict[str, Any]], count: int) -> list[float]:
-    scores = [0.0] * count
-    for item in results:
-        scores[item["index"]] = item["relevance_score"]
-    return scores
-
+def sync_rerank(client: RerankClient, job: Job) -> list[float]:
+    """One POST /v1/rerank through the SDK; scores in document order."""
+    return rerank_scores(client, job.query, job.documents)

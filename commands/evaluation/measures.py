@@ -1,5 +1,6 @@
 """Metrics in ir-measures notation (nDCG@10, RR@10, R@100, AP ...), computed by ir-measures with
-trec_eval's conventions: never hand-written. Per-query values feed the significance tests."""
+trec_eval's conventions: never hand-written. Per-query values feed the significance tests.
+The computation itself is core.ranking_metrics.per_query, the one the model comparison uses too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import ir_measures
 
 from commands.evaluation import DEFAULT_METRICS
 from commands.evaluation.runs import Run
+from core import ranking_metrics
 
 
 class MetricError(ValueError):
@@ -45,9 +47,7 @@ def evaluate(qrels: dict[str, dict[str, int]], run: Run, measures: dict[str, Any
     wanted = set(query_ids)
     qrels = {q: docs for q, docs in qrels.items() if q in wanted}
     scored = {q: {doc: float(score) for doc, score in ranked} for q, ranked in run.items() if q in wanted}
-    per_query: dict[str, dict[str, float]] = {name: {q: 0.0 for q in query_ids} for name in measures}
-    by_measure = {measure: name for name, measure in measures.items()}
-    for metric in ir_measures.iter_calc(list(measures.values()), qrels, scored):
-        per_query[by_measure[metric.measure]][metric.query_id] = float(metric.value)
-    mean = {name: (sum(values.values()) / len(values) if values else 0.0) for name, values in per_query.items()}
-    return Scores(mean, per_query)
+    found = ranking_metrics.per_query(measures.values(), qrels, scored)
+    values = {name: {q: 0.0 for q in query_ids} | found[measure] for name, measure in measures.items()}
+    mean = {name: (sum(v.values()) / len(v) if v else 0.0) for name, v in values.items()}
+    return Scores(mean, values)

@@ -24,7 +24,7 @@ NAIVE = {"pairs_per_s", "sampled_pairs", "seconds", "head_share", "max_score_dif
 def test_quick_bench_writes_every_figure(tiny_qwen3, tmp_path):
     out = tmp_path / "bench.json"
     env_args = [sys.executable, "-m", "rerankq", "bench", "--quick", "--model", str(tiny_qwen3), "--json", str(out),
-                "--cache-dir", str(tmp_path / "cache")]
+                "--cache-dir", str(tmp_path / "cache"), "--workloads", ",".join(WORKLOADS)]  # pipeline: test_bench_pipeline
     done = subprocess.run(env_args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "sys/dir" in done.stdout and f"wrote {out}" in done.stdout

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-OPTIONAL_MODULES = ["ir_measures", "bm25s", "pytrec_eval", "torch", "transformers", "psycopg", "playwright"]
+OPTIONAL_MODULES = ["ir_measures", "bm25s", "pytrec_eval", "torch", "transformers", "psycopg", "playwright", "psutil"]
 
 
 def test_service_commands_load_without_optional_extras():

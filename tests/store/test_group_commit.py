@@ -88,6 +88,17 @@ def test_duplicate_saves_of_a_chunk_keep_the_first_scores_and_one_row(database_u
     assert claim(database_url, [(job_id, 0), (job_id, 1), (job_id, 2)]) == [None, None, None]
 
 
+def test_the_save_that_reports_a_finished_job_is_the_one_whose_scores_were_stored(database_url):
+    # A one-chunk job delivered twice, both saves in one group: the first's scores are stored, so the
+    # first reports the end (the worker hands the reporter's scores to a waiting POST /v1/rerank).
+    job_id = new_job(database_url, 2, chunk_pairs=2)
+    work = claim(database_url, [(job_id, 0)])[0]
+    assert save(database_url, [ChunkSave(work, [0.5, 0.25], META), ChunkSave(work, [0.75, 0.125], META)]) == [
+        True, False]
+    with session_scope(database_url) as session:
+        assert [s.score for s in stored_scores(session, job_id)] == [0.5, 0.25]
+
+
 def test_a_repeated_key_in_one_claim_group_counts_one_attempt(database_url):
     job_id = new_job(database_url, 1)
     first, second = claim(database_url, [(job_id, 0), (job_id, 0)])

@@ -3,6 +3,7 @@ cases follow their own retention (reviewed ones only once exported), markers go 
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from store.tables import Base, DriftReference, Job, JobRequest, LowConfidenceCas
 from tests.store.test_jobs_and_work import new_job, request, score_all
 
 DAY = timedelta(days=1)
+QUERIES = itertools.count()
 
 
 def always(_scores):
@@ -28,8 +30,10 @@ def always(_scores):
 
 
 def finished_job(url: str, age: timedelta, n_docs: int = 3, rule=None, **kwargs) -> str:
-    """A job scored to the end whose finish (and creation) lies `age` in the past."""
-    job_id = new_job(url, [request(n_docs, **kwargs)], chunk_pairs=2)
+    """A job scored to the end whose finish (and creation) lies `age` in the past. Each job's query is its
+    own, so identical requests do not collapse into one case (store/case_repeats.py)."""
+    job_id = new_job(url, [request(n_docs, **kwargs).model_copy(update={"query": f"q {next(QUERIES)}"})],
+                     chunk_pairs=2)
     score_all(url, job_id, (n_docs + 1) // 2, **({"rule": rule} if rule else {}))
     with session_scope(url) as session:
         session.execute(update(Job).where(Job.id == job_id).values(finished_at=utcnow() - age,
@@ -37,6 +41,11 @@ def finished_job(url: str, age: timedelta, n_docs: int = 3, rule=None, **kwargs)
         session.execute(update(LowConfidenceCase).where(LowConfidenceCase.job_id == job_id)
                         .values(created_at=utcnow() - age))
     return job_id
+
+
+def client_rows(rows: dict[str, int]) -> list[int]:
+    """The counts of the tables a client job has rows in (shadow_links belong to copies)."""
+    return [count for name, count in rows.items() if name != "shadow_links"]
 
 
 def owned_rows(url: str, job_id: str) -> dict[str, int]:
@@ -51,17 +60,17 @@ def test_finished_jobs_past_retention_lose_their_rows_and_become_markers(databas
     active = new_job(database_url, [request(3)], chunk_pairs=2)  # created long ago, never finished
     with session_scope(database_url) as session:
         session.execute(update(Job).where(Job.id == active).values(created_at=utcnow() - 40 * DAY))
-    assert all(owned_rows(database_url, old).values())
+    assert all(client_rows(owned_rows(database_url, old)))
 
     report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY))
 
     assert report.jobs == 1 and report.rows == {"chunk_scores": 2, "job_chunks": 2, "job_requests": 1}
-    assert owned_rows(database_url, old) == {"chunk_scores": 0, "job_chunks": 0, "job_requests": 0}
+    assert owned_rows(database_url, old) == {"chunk_scores": 0, "job_chunks": 0, "job_requests": 0, "shadow_links": 0}
     with session_scope(database_url) as session:
         assert get_job(session, old).expired_at is not None
         assert get_job(session, recent).expired_at is None and get_job(session, active).expired_at is None
         assert job_view(session, get_job(session, recent)).results[0].results  # untouched
-    assert all(owned_rows(database_url, recent).values()) and owned_rows(database_url, active)["job_chunks"] == 2
+    assert all(client_rows(owned_rows(database_url, recent))) and owned_rows(database_url, active)["job_chunks"] == 2
     assert run_pass(database_url, RetentionPolicy(jobs=30 * DAY)).jobs == 0  # nothing left to do
 
 
@@ -78,7 +87,7 @@ def test_every_table_is_job_owned_or_named_as_not_and_shared_score_metas_stay(da
     assert metas == 1  # both jobs scored the same way: one shared row
     report = run_pass(database_url, RetentionPolicy(jobs=30 * DAY))
     assert report.jobs == 2 and owned_rows(database_url, a) == owned_rows(database_url, b) == {
-        "chunk_scores": 0, "job_chunks": 0, "job_requests": 0}
+        "chunk_scores": 0, "job_chunks": 0, "job_requests": 0, "shadow_links": 0}
     with session_scope(database_url) as session:
         assert session.scalar(select(func.count()).select_from(ScoreMetaRow)) == metas
     fresh = finished_job(database_url, 1 * DAY)  # a worker's cached meta id still names a row
@@ -276,3 +285,60 @@ def test_a_finished_job_is_hashed_by_the_worker_hook_through_either_save_path(da
         assert get_job(session, unfinished).texts_hashed_at is None
     assert texts == {finished: (True, text_hash("q")), unfinished: (False, "q")}
     hash_texts_now(SimpleNamespace(settings=Settings(database_url=database_url)), unfinished)  # kept by default
+
+
+def test_shadow_and_rescore_copies_take_texts_from_the_case_once_the_request_is_hashed_or_expired(database_url):
+    """A copy of hashes would score garbage: a hashed or expired request is copied from its case (which keeps
+    its texts), and one with no case is left out."""
+    from store.rescore import cases_to_rescore, create_rescore_jobs
+    from store.shadow_jobs import RESCORE, SHADOW, create_copy_job
+
+    flagged = finished_job(database_url, 40 * DAY, rule=always)
+    plain = finished_job(database_url, 40 * DAY)
+    with session_scope(database_url) as session:
+        hash_job_texts(session, [flagged, plain])
+        copy_id, _ = create_copy_job(session, [(plain, 0)], model="cand", queue="q", purpose=SHADOW, chunk_pairs=2)
+    assert copy_id == ""  # only hashes left, and no case: nothing to copy
+
+    assert run_pass(database_url, RetentionPolicy(jobs=30 * DAY)).jobs == 2  # the job rows go, the case stays
+    with session_scope(database_url) as session:
+        assert session.scalar(select(func.count()).select_from(JobRequest).where(JobRequest.job_id == flagged)) == 0
+        sources = cases_to_rescore(session, "cand", "open")
+        assert sources == [(flagged, 0)]
+        [(rescore_id, chunks)] = create_rescore_jobs(session, sources + [(plain, 0)], model="cand", queue="q",
+                                                     chunk_pairs=2, requests_per_job=10)
+        copied = session.scalars(select(JobRequest).where(JobRequest.job_id == rescore_id)).one()
+        case = session.get(LowConfidenceCase, case_of(database_url, flagged))
+        assert (copied.query, copied.instruction) == (case.query, case.instruction)
+        assert copied.documents == ["doc 0", "doc 1", "doc 2"] and len(chunks) == 2
+        assert session.get(Job, rescore_id).kind == RESCORE
+        assert cases_to_rescore(session, "cand", "open") == []  # its link names the expired job's marker
+
+
+def test_markers_stay_while_a_case_repeat_or_a_shadow_link_refers_to_them_and_repeats_go_with_their_case(
+        database_url):
+    from store.shadow_jobs import SHADOW, create_copy_job
+    from store.tables import CaseRepeat, ShadowLink
+
+    flagged = finished_job(database_url, 40 * DAY, rule=always)
+    repeat = finished_job(database_url, 40 * DAY)
+    source = finished_job(database_url, 40 * DAY)
+    plain = finished_job(database_url, 40 * DAY)
+    with session_scope(database_url) as session:
+        session.add(CaseRepeat(case_id=case_of(database_url, flagged), job_id=repeat, request_idx=0))
+        copy_id, _ = create_copy_job(session, [(source, 0)], model="cand", queue="q", purpose=SHADOW, chunk_pairs=2)
+    assert copy_id  # queued: not finished, so not expired
+    policy = RetentionPolicy(jobs=30 * DAY, markers=10 * DAY)
+    assert run_pass(database_url, policy).jobs == 4
+    with session_scope(database_url) as session:
+        session.execute(update(Job).where(Job.expired_at.is_not(None)).values(expired_at=utcnow() - 11 * DAY))
+    assert run_pass(database_url, policy).markers == 1  # only `plain`: nothing refers to it
+    with session_scope(database_url) as session:
+        assert [get_job(session, j) is not None for j in (flagged, repeat, source, plain)] == [True, True, True, False]
+        assert session.scalar(select(func.count()).select_from(ShadowLink)) == 1
+
+    report = run_pass(database_url, RetentionPolicy(cases=30 * DAY, markers=10 * DAY))
+    assert (report.cases, report.repeats) == (1, 1) and report.markers == 2  # the case, then flagged and repeat
+    with session_scope(database_url) as session:
+        assert session.scalar(select(func.count()).select_from(CaseRepeat)) == 0
+        assert get_job(session, source) is not None  # the live copy's link still names it
