@@ -10,7 +10,7 @@ from fastapi import Depends, Path
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.auth import ReadDep, ReviewDep, SubmitDep
+from api.auth import ReviewDep, SubmitDep
 from api.errors import ApiError
 from api.state import AppState, StateDep
 from store.db import session_scope
@@ -48,17 +48,11 @@ def check_job_owner(state: AppState, job_id: str, principal: Principal) -> str:
     return job_id
 
 
-# Owned job ids are checked in a short session of their own: GET /v1/jobs/{id}?wait= then waits up
-# to a minute, which must not hold a pooled database connection.
-async def readable_job(state: StateDep, principal: ReadDep, job_id: str = JobIdPath) -> str:
-    return await run_in_threadpool(check_job_owner, state, job_id, principal)
-
-
+# Owned job ids are checked in a short session of their own, held by no later wait.
 async def submitted_job(state: StateDep, principal: SubmitDep, job_id: str = JobIdPath) -> str:
     return await run_in_threadpool(check_job_owner, state, job_id, principal)
 
 
-ReadableJobId = Annotated[str, Depends(readable_job)]
 SubmittedJobId = Annotated[str, Depends(submitted_job)]
 
 

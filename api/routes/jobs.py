@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.auth import SubmitDep
+from api.auth import ReadDep, SubmitDep
 from api.callbacks import check_callback_url
-from api.deps import ReadableJobId, SessionDep, SubmittedJobId, stored_job
+from api.deps import SessionDep, SubmittedJobId, check_job_owner, stored_job
 from api.job_wait import wait_until_done
 from api.state import AppState, StateDep
 from api.errors import ApiError
@@ -54,7 +54,7 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
 
 @router.get("/{job_id}", response_model=JobView, operation_id="get_job",
             responses={404: {"description": "No such job."}})
-async def read(job_id: ReadableJobId, state: StateDep,
+async def read(job_id: str, state: StateDep, principal: ReadDep,
                wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
                                             "for the job to finish before answering (0: answer at once).")] = 0,
                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="First request whose results to "
@@ -63,6 +63,8 @@ async def read(job_id: ReadableJobId, state: StateDep,
                                                      "include (default RERANKQ_JOB_RESULTS_PAGE).")] = None):
     """Status, progress and (when succeeded) one ranked result set per request, a page of requests
     at a time: `page.next` names the next one."""
+    # Checked here, not as a dependency, so that bad query parameters are named (422) first.
+    await run_in_threadpool(check_job_owner, state, job_id, principal)
     if wait > 0:  # woken by the worker's done notice, as POST /v1/rerank is: no polling load, no poll delay
         await wait_until_done(state, job_id, wait)
     return await run_in_threadpool(_page, state, job_id, offset, limit or state.settings.job_results_page)
