@@ -7,7 +7,7 @@ from typing import Annotated, Callable, Optional
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import AppState, StateDep
+from api.state import AppState, StateDep
 from api.errors import ApiError
 from store.db import session_scope
 from store.keys import ANONYMOUS, Principal, verify_key

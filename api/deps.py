@@ -1,32 +1,72 @@
-"""Per-app shared objects (settings, broker, Redis clients) and their FastAPI dependency aliases."""
+"""The dependencies of the /v1 routes, as in the FastAPI project template: a store session, the
+caller's key (api.auth, by scope), and the job or case that key owns (404 otherwise), so that each
+route reads as validate → call → answer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
-import redis
-import redis.asyncio as aioredis
-from celery import Celery
-from fastapi import Depends, Request
+from fastapi import Depends, Path
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from core.settings import Settings
+from api.auth import ReviewDep, SubmitDep
+from api.errors import ApiError
+from api.state import AppState, StateDep
+from store.db import session_scope
+from store.jobs import get_job
+from store.keys import Principal
+from store.retention import expired_message
+from store.reviews import get_case
+from store.tables import Job, LowConfidenceCase
 
-if TYPE_CHECKING:
-    from api.job_waiters import JobWaiters
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    celery: Celery
-    redis: redis.Redis
-    aioredis: aioredis.Redis
-    waiters: Optional["JobWaiters"] = None  # wakes requests waiting for a job (api.job_waiters)
+CaseIdPath = Path(..., ge=1, le=2**31 - 1, description="The case's id.")
+JobIdPath = Path(..., description="The job's id.")
 
 
-def get_state(request: Request) -> AppState:
-    return request.app.state.rerankq
+def get_session(state: StateDep) -> Iterator[Session]:
+    """One store session for the route; scope="function" commits it before the answer is sent, so an
+    answer never reports what a failed commit lost."""
+    with session_scope(state.settings.database_url) as session:
+        yield session
 
 
-StateDep = Annotated[AppState, Depends(get_state)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def stored_job(session: Session, job_id: str, owner: Optional[str] = None,
+               retention_days: Optional[float] = None) -> Job:
+    """The job (of `owner`'s tenant when given), else 404: someone else's job looks absent. A job whose
+    results retention deleted (store/retention.py) is 404 job_expired, naming RERANKQ_RETENTION_DAYS."""
+    job = get_job(session, job_id, owner=owner)
+    if job is None:
+        raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+    if job.expired_at is not None:
+        raise ApiError(404, "job_expired", expired_message(job, retention_days), field="job_id",
+                       limit=retention_days or None)
+    return job
+
+
+def check_job_owner(state: AppState, job_id: str, principal: Principal) -> str:
+    """`job_id` when the caller's tenant owns the job and it has not expired, else 404."""
+    with session_scope(state.settings.database_url) as session:
+        stored_job(session, job_id, principal.owner_filter, state.settings.retention_days)
+    return job_id
+
+
+# Owned job ids are checked in a short session of their own, held by no later wait.
+async def submitted_job(state: StateDep, principal: SubmitDep, job_id: str = JobIdPath) -> str:
+    return await run_in_threadpool(check_job_owner, state, job_id, principal)
+
+
+SubmittedJobId = Annotated[str, Depends(submitted_job)]
+
+
+def owned_case(session: SessionDep, principal: ReviewDep, case_id: int = CaseIdPath) -> LowConfidenceCase:
+    case = get_case(session, case_id, principal.owner_filter)
+    if case is None:
+        raise ApiError(404, "not_found", f"case_id: no case {case_id}", field="case_id")
+    return case
+
+
+OwnedCase = Annotated[LowConfidenceCase, Depends(owned_case)]

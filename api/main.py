@@ -13,7 +13,7 @@ from api import metrics
 from api.body_limit import BodyLimitMiddleware
 from api.body_scan import BodyScanMiddleware
 from api.db_errors import install_database_error_handler
-from api.deps import AppState
+from api.state import AppState
 from api.early_auth import EarlyAuthMiddleware
 from api.errors import install_error_handlers
 from api.job_waiters import JobWaiters

@@ -17,7 +17,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
                                disable_created_metrics, generate_latest)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import StateDep
+from api.state import StateDep
 from api.errors import REJECTION_STATE
 from api.drift_metrics import DriftCollector
 from api.metrics_access import metrics_access

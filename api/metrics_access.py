@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 from fastapi import Header, Request
 
 from api.auth import require
-from api.deps import StateDep
+from api.state import StateDep
 
 _metrics_scope = require("metrics")
 

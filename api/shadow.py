@@ -13,7 +13,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
-from api.deps import AppState
+from api.state import AppState
 from store.db import session_scope
 from store.jobs import mark_published
 from store.shadow_jobs import SHADOW, create_copy_job

@@ -15,7 +15,7 @@ import redis
 from sqlalchemy.exc import IntegrityError
 
 from api.admission import Reservation, try_admit
-from api.deps import AppState
+from api.state import AppState
 from api.errors import ApiError
 from api.idempotency import check_same_body, request_fingerprint
 from api.metrics import record_submission

@@ -34,6 +34,17 @@ def worker_argv(settings: Settings, hostname: str, loglevel: str, queues: Option
 
 
 EXIT_MODEL_LOAD_FAILED = 78
+EXIT_CONSUMER_DIED = 70  # EX_SOFTWARE: the consumer ended without being asked to
+
+
+def exit_code_after_consumer(code: object, shutdown_requested: bool) -> int:
+    """The process's exit code once Celery's worker_main has returned. Celery ends with 0 after an
+    'Unrecoverable error' too (kombu's Redis transport can raise one while it restores unacked
+    messages over a connection a broker restart just closed): a worker that stopped without a
+    shutdown signal must exit non-zero, so that any restart policy starts it again."""
+    if not shutdown_requested:
+        return EXIT_CONSUMER_DIED
+    return code if isinstance(code, int) else (0 if code is None else 1)
 
 
 def exit_on_load_failure(error: Exception) -> None:
@@ -81,4 +92,20 @@ def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str
         if lease is not None:
             lease.release()
 
-    app.worker_main(worker_argv(settings, hostname, loglevel, queues))
+    shutdown_requested = False
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _asked(**_kwargs) -> None:
+        nonlocal shutdown_requested
+        shutdown_requested = True
+
+    code: object = 0
+    try:
+        app.worker_main(worker_argv(settings, hostname, loglevel, queues))
+    except SystemExit as done:
+        code = done.code
+    exit_code = exit_code_after_consumer(code, shutdown_requested)
+    if exit_code == EXIT_CONSUMER_DIED:
+        log.critical("the Celery consumer stopped without a shutdown signal; exiting %d so that the restart "
+                     "policy starts this worker again", exit_code)
+    sys.exit(exit_code)

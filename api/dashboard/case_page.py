@@ -12,7 +12,7 @@ from api.dashboard.form_numbers import form_int
 from api.dashboard.queue_page import filter_params, parse_queue
 from api.dashboard.render import DashboardError, check_csrf, page, redirect
 from api.dashboard.session import ReviewerDep, Viewer
-from api.deps import AppState, StateDep
+from api.state import AppState, StateDep
 from core.review_schemas import Decision
 from store.case_repeats import repeat_jobs
 from store.db import session_scope

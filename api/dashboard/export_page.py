@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from api.dashboard.render import DashboardError
 from api.dashboard.session import ReviewerDep
-from api.deps import StateDep
+from api.state import StateDep
 from store.label_export import FORMATS, iter_jsonl
 
 router = APIRouter()

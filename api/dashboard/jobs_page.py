@@ -10,7 +10,7 @@ from api.dashboard.job_pages import job_page, reloads
 from api.dashboard.render import DashboardError, page, redirect
 from api.dashboard.scopes import READ_JOBS, require_scope
 from api.dashboard.session import ReviewerDep
-from api.deps import StateDep
+from api.state import StateDep
 from store.db import session_scope
 from store.job_details import job_detail, recent_jobs
 from store.jobs import get_job

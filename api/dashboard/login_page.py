@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import lookup_key
 from api.dashboard.render import check_csrf, page, redirect
 from api.dashboard.session import AnyViewerDep, attach, end_session, new_session
-from api.deps import StateDep
+from api.state import StateDep
 
 router = APIRouter()
 

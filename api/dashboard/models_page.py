@@ -10,7 +10,7 @@ from sqlalchemy import select
 from api.dashboard import charts
 from api.dashboard.render import page, short_model
 from api.dashboard.session import ReviewerDep
-from api.deps import StateDep
+from api.state import StateDep
 from api.routes.compare import comparison
 from core.comparison_timeline import most_disagreeing, timeline
 from core.ranking_metrics import kendall_tau, top1

@@ -8,7 +8,7 @@ from api.dashboard import charts
 from api.dashboard.drift_panel import drift_plots
 from api.dashboard.render import REASON_LABELS, page, seconds
 from api.dashboard.session import ReviewerDep
-from api.deps import StateDep
+from api.state import StateDep
 from store.db import session_scope
 from store.review_stats import WINDOWS, overview, score_histogram
 

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from api.dashboard.render import check_csrf, page, redirect
 from api.dashboard.scopes import READ_JOBS, require_scope
 from api.dashboard.session import ReviewerDep
-from api.deps import StateDep
+from api.state import StateDep
 from api.errors import ApiError
 from api.limits import check_request
-from api.routes.rerank import wait_until_done
+from api.job_wait import wait_until_done
 from api.submit import submit
 from rerankq.schemas import RerankRequest
 from store.db import session_scope

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 
 from api.dashboard.render import page, redirect
 from api.dashboard.session import ReviewerDep
-from api.deps import StateDep
+from api.state import StateDep
 from store.db import session_scope
 from store.case_repeats import repeat_counts
 from store.review_value import VALUE_SORT, ValueRules, case_values

@@ -23,7 +23,7 @@ from itsdangerous import URLSafeTimedSerializer
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import AppState, StateDep
+from api.state import AppState, StateDep
 from store.dashboard_sessions import revoke_session, session_revoked
 from store.db import session_scope
 from store.keys import ANONYMOUS, Principal

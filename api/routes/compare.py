@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.auth import ReviewDep
-from api.deps import StateDep
+from api.state import StateDep
 from core.model_comparison import compare
 from store.db import session_scope
 from store.model_compare import paired_requests

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import served_models
-from api.deps import StateDep
+from api.state import StateDep
 from api.probe_detail import failure
 from store.db import get_engine
 

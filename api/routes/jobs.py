@@ -11,16 +11,17 @@ from fastapi.responses import JSONResponse
 
 from api.auth import ReadDep, SubmitDep
 from api.callbacks import check_callback_url
-from api.deps import StateDep
+from api.deps import SessionDep, SubmittedJobId, check_job_owner, stored_job
+from api.job_wait import wait_until_done
+from api.state import AppState, StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
 from api.served_models import accepted_names, resolve_model
 from api.submit import submit
 from core.redis_keys import JOBS_DONE_CHANNEL, cancelled_key
-from rerankq.schemas import JobAccepted, JobCreate, JobStatus, JobView
+from rerankq.schemas import JobAccepted, JobCreate, JobView
 from store.db import session_scope
-from store.jobs import cancel_job, get_job, job_view
-from store.retention import expired_message
+from store.jobs import cancel_job, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 MAX_WAIT_S = 60.0
@@ -63,46 +64,30 @@ async def read(job_id: str, state: StateDep, principal: ReadDep,
                                                      "include (default RERANKQ_JOB_RESULTS_PAGE).")] = None):
     """Status, progress and (when succeeded) one ranked result set per request, a page of requests
     at a time: `page.next` names the next one."""
-    if wait > 0:
-        # Woken by the worker's done notice (as POST /v1/rerank is): no polling load, no poll delay.
-        # The first store check (404 for someone else's job) runs once the request is registered.
-        await state.waiters.wait(job_id, wait, lambda: run_in_threadpool(_finished, state, job_id, principal))
-    return await run_in_threadpool(_read, state, job_id, principal, offset, limit or state.settings.job_results_page)
+    # Checked here, not as a dependency, so that bad query parameters are named (422) first.
+    await run_in_threadpool(check_job_owner, state, job_id, principal)
+    if wait > 0:  # woken by the worker's done notice, as POST /v1/rerank is: no polling load, no poll delay
+        await wait_until_done(state, job_id, wait)
+    return await run_in_threadpool(_page, state, job_id, offset, limit or state.settings.job_results_page)
 
 
-def _owned_job(session, job_id: str, principal, retention_days: float = 0):
-    job = get_job(session, job_id, owner=principal.owner_filter)
-    if job is None:
-        raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
-    if job.expired_at is not None:  # its results were deleted by retention (store/retention.py)
-        raise ApiError(404, "job_expired", expired_message(job, retention_days), field="job_id",
-                       limit=retention_days or None)
-    return job
-
-
-def _finished(state, job_id: str, principal) -> bool:
-    """Only the status: cheap enough to check while the job's pairs are on the model."""
+def _page(state: AppState, job_id: str, offset: int, limit: int) -> JobView:
     with session_scope(state.settings.database_url) as session:
-        return JobStatus(_owned_job(session, job_id, principal, state.settings.retention_days).status).finished
-
-
-def _read(state, job_id: str, principal, offset: int, limit: int) -> JobView:
-    with session_scope(state.settings.database_url) as session:
-        return job_view(session, _owned_job(session, job_id, principal, state.settings.retention_days), offset, limit)
+        # expired meanwhile (a retention pass between the owner check and this read): job_expired, not empty
+        job = stored_job(session, job_id, retention_days=state.settings.retention_days)
+        return job_view(session, job, offset, limit)
 
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
                responses={404: {"description": "No such job."}, 409: {"description": "Already finished."}})
-def cancel(job_id: str, state: StateDep, principal: SubmitDep):
+def cancel(job_id: SubmittedJobId, session: SessionDep, state: StateDep):
     """Cancel a job that has not finished; chunks already running stop at their next check."""
-    with session_scope(state.settings.database_url) as session:
-        job = _owned_job(session, job_id, principal, state.settings.retention_days)
-        if not cancel_job(session, job_id):
-            raise ApiError(409, "already_finished", f"job {job_id} has already finished ({job.status})")
+    if not cancel_job(session, job_id):
+        raise ApiError(409, "already_finished", f"job {job_id} has already finished ({stored_job(session, job_id).status})")
+    session.commit()  # stored before the workers are told
     try:
         state.redis.set(cancelled_key(job_id), "1", ex=86400)
         state.redis.publish(JOBS_DONE_CHANNEL, job_id)
     except redis.RedisError:
         pass  # workers also see the cancelled status in the store when they claim
-    with session_scope(state.settings.database_url) as session:
-        return job_view(session, get_job(session, job_id), 0, state.settings.job_results_page)
+    return job_view(session, stored_job(session, job_id), 0, state.settings.job_results_page)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.auth import ReadDep
-from api.deps import StateDep
+from api.state import StateDep
 from api.errors import ApiError
 from api.served_models import live_workers, served_models
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -10,19 +11,21 @@ from fastapi.responses import JSONResponse, Response
 
 from api.auth import SubmitDep
 from api.db_errors import UNAVAILABLE as DATABASE_UNAVAILABLE
-from api.deps import StateDep
+from api.state import StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
+from api.deps import stored_job
+from api.job_wait import wait_for_notice
 from api.submit import submit
 from core.done_payload import decode, response_from
 from rerankq.schemas import DocumentObject, JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
-from store.jobs import get_job, job_view
+from store.jobs import job_view
 
 router = APIRouter(tags=["rerank"])
 
-RESPONSES = {
+RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": JobAccepted, "description": "Not finished within RERANKQ_SYNC_TIMEOUT_S; poll /v1/jobs/{id}."},
     422: {"description": "Invalid request or a limit exceeded."},
     429: {"description": "Overloaded; see Retry-After."},
@@ -72,21 +75,4 @@ def with_documents(response: RerankResponse, body: RerankRequest) -> RerankRespo
 
 def _view(state, job_id: str):
     with session_scope(state.settings.database_url) as session:
-        return job_view(session, get_job(session, job_id))
-
-
-async def wait_until_done(state, job_id: str, timeout_s: float) -> bool:
-    """Wait for the job's done notice (api.job_waiters: one listener per process); False on timeout."""
-    return (await wait_for_notice(state, job_id, timeout_s))[0]
-
-
-async def wait_for_notice(state, job_id: str, timeout_s: float) -> tuple[bool, Optional[str]]:
-    """As `wait_until_done`, with the notice's payload of committed scores (core/done_payload.py),
-    None when the notice had none or the store said the job finished."""
-    return await state.waiters.wait_for_notice(job_id, timeout_s, lambda: run_in_threadpool(_finished, state, job_id))
-
-
-def _finished(state, job_id: str) -> bool:
-    with session_scope(state.settings.database_url) as session:
-        job = get_job(session, job_id)
-        return job is not None and JobStatus(job.status).finished
+        return job_view(session, stored_job(session, job_id))

@@ -8,15 +8,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.auth import ReviewDep
-from api.deps import StateDep
+from api.deps import OwnedCase, SessionDep
+from api.state import StateDep
 from api.errors import ApiError
 from core.review_schemas import CaseDetail, CaseList, ReviewCreate
 from store.case_annotations import annotate, annotate_detail
-from store.db import session_scope
 from store.review_value import ValueRules
 from store.label_export import iter_jsonl
 from store.reviewer_privacy import hide_foreign_reviewers
@@ -28,7 +28,6 @@ from store.reviews import (
     case_reviews,
     case_summary,
     check_review,
-    get_case,
     list_cases,
     review_counts,
     reviewer_for,
@@ -41,11 +40,10 @@ Status = Literal["open", "reviewed", "dismissed", "all"]
 Sort = Literal["value", "newest", "oldest", "lowest", "highest"]
 ExportFormat = Literal["pairs", "graded", "groups"]
 MAX_PAGE = 100_000
-CaseId = Path(..., ge=1, le=2**31 - 1, description="The case's id.")
 
 
 @router.get("", response_model=CaseList, operation_id="list_cases")
-def list_(state: StateDep, principal: ReviewDep, status: Status = "open",
+def list_(state: StateDep, session: SessionDep, principal: ReviewDep, status: Status = "open",
           reason: Optional[str] = Query(None, max_length=40), model: Optional[str] = Query(None, max_length=200),
           since: Optional[date] = None, until: Optional[date] = None,
           q: Optional[str] = Query(None, max_length=500, description="Text in the query or instruction, or a job id."),
@@ -57,11 +55,10 @@ def list_(state: StateDep, principal: ReviewDep, status: Status = "open",
     query = CaseQuery(status=None if status == "all" else status, reason=reason, model=model, since=since,
                       until=until, text=q, sort=sort or ("value" if status == "open" else "newest"), page=page,
                       page_size=page_size, owner=principal.owner_filter, value_rules=rules)
-    with session_scope(state.settings.database_url) as session:
-        cases, total = list_cases(session, query)
-        counts = review_counts(session, [c.id for c in cases])
-        items = [case_summary(c, counts.get(c.id, 0)) for c in cases]
-        annotate(session, cases, items, rules)
+    cases, total = list_cases(session, query)
+    counts = review_counts(session, [c.id for c in cases])
+    items = [case_summary(c, counts.get(c.id, 0)) for c in cases]
+    annotate(session, cases, items, rules)
     return CaseList(items=items, total=total, page=page, page_size=page_size)
 
 
@@ -78,27 +75,23 @@ def export(state: StateDep, principal: ReviewDep, format: ExportFormat = "pairs"
 
 @router.get("/{case_id}", response_model=CaseDetail, operation_id="get_case",
             responses={404: {"description": "No such case."}})
-def read(state: StateDep, principal: ReviewDep, case_id: int = CaseId):
+def read(case: OwnedCase, session: SessionDep, state: StateDep, principal: ReviewDep):
     """One case: query, instruction, documents in model order with scores, and its reviews."""
-    with session_scope(state.settings.database_url) as session:
-        case = _case(session, case_id, principal.owner_filter)
-        return _detail(session, case, principal, state)
+    return _detail(session, case, principal, state)
 
 
 @router.post("/{case_id}", response_model=CaseDetail, operation_id="review_case",
              responses={404: {"description": "No such case."}, 422: {"description": "Invalid labels."}})
-def review(body: ReviewCreate, state: StateDep, principal: ReviewDep, case_id: int = CaseId):
+def review(body: ReviewCreate, case: OwnedCase, session: SessionDep, state: StateDep, principal: ReviewDep):
     """Save the caller's review of a case (again: replaces theirs); the case becomes reviewed or dismissed."""
     reviewer, reviewer_name = reviewer_for(principal.key_id, principal.name, body.reviewer)
-    with session_scope(state.settings.database_url) as session:
-        case = _case(session, case_id, principal.owner_filter)
-        try:
-            labels = check_review(len(case.documents), body.labels, body.best_index, body.decision.value)
-        except ReviewInputError as error:
-            raise ApiError(422, "invalid_review", error.message, field=error.field, limit=error.limit) from error
-        save_review(session, case, reviewer=reviewer, reviewer_name=reviewer_name, labels=labels,
-                    best_index=body.best_index, note=body.note, decision=body.decision.value)
-        return _detail(session, case, principal, state)
+    try:
+        labels = check_review(len(case.documents), body.labels, body.best_index, body.decision.value)
+    except ReviewInputError as error:
+        raise ApiError(422, "invalid_review", error.message, field=error.field, limit=error.limit) from error
+    save_review(session, case, reviewer=reviewer, reviewer_name=reviewer_name, labels=labels,
+                best_index=body.best_index, note=body.note, decision=body.decision.value)
+    return _detail(session, case, principal, state)
 
 
 def _detail(session, case, principal, state) -> CaseDetail:
@@ -106,10 +99,3 @@ def _detail(session, case, principal, state) -> CaseDetail:
     detail = annotate_detail(session, case, case_detail(case, case_reviews(session, case.id)),
                              ValueRules.from_settings(state.settings))
     return hide_foreign_reviewers(session, detail, principal.owner_filter)
-
-
-def _case(session, case_id: int, owner: Optional[str]):
-    case = get_case(session, case_id, owner)
-    if case is None:
-        raise ApiError(404, "not_found", f"case_id: no case {case_id}", field="case_id")
-    return case
