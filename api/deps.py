@@ -16,6 +16,7 @@ from api.state import AppState, StateDep
 from store.db import session_scope
 from store.jobs import get_job
 from store.keys import Principal
+from store.retention import expired_message
 from store.reviews import get_case
 from store.tables import Job, LowConfidenceCase
 
@@ -33,18 +34,23 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def stored_job(session: Session, job_id: str, owner: Optional[str] = None) -> Job:
-    """The job (of `owner`'s tenant when given), else 404: someone else's job looks absent."""
+def stored_job(session: Session, job_id: str, owner: Optional[str] = None,
+               retention_days: Optional[float] = None) -> Job:
+    """The job (of `owner`'s tenant when given), else 404: someone else's job looks absent. A job whose
+    results retention deleted (store/retention.py) is 404 job_expired, naming RERANKQ_RETENTION_DAYS."""
     job = get_job(session, job_id, owner=owner)
     if job is None:
         raise ApiError(404, "not_found", f"job_id: no job '{job_id}'", field="job_id")
+    if job.expired_at is not None:
+        raise ApiError(404, "job_expired", expired_message(job, retention_days), field="job_id",
+                       limit=retention_days or None)
     return job
 
 
 def check_job_owner(state: AppState, job_id: str, principal: Principal) -> str:
-    """`job_id` when the caller's tenant owns the job, else 404."""
+    """`job_id` when the caller's tenant owns the job and it has not expired, else 404."""
     with session_scope(state.settings.database_url) as session:
-        stored_job(session, job_id, principal.owner_filter)
+        stored_job(session, job_id, principal.owner_filter, state.settings.retention_days)
     return job_id
 
 

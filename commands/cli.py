@@ -17,6 +17,7 @@ from core.settings import Settings
 
 from commands.drift import app as drift_app
 from commands.evaluate import eval_command
+from commands.purge import purge
 from commands.rescore import rescore_command
 
 app = typer.Typer(no_args_is_help=True, help="rerankq: async, queue-based rerank service.")
@@ -24,6 +25,7 @@ keys_app.command("webhook-secret")(webhook_secret)  # `rerankq keys webhook-secr
 app.add_typer(keys_app, name="keys")
 app.command("eval")(eval_command)
 app.add_typer(drift_app, name="drift")
+app.command("purge")(purge)
 app.command("rescore")(rescore_command)
 
 

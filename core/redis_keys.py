@@ -5,6 +5,7 @@ from __future__ import annotations
 PREFIX = "rerankq"
 WORKER_PATTERN = f"{PREFIX}:worker:*"
 JOBS_DONE_CHANNEL = f"{PREFIX}:jobs-done"  # pub/sub: a finished job's id, for the API's waiting requests
+RETENTION_SWEEP_LOCK = f"{PREFIX}:retention-sweep"  # held by the one worker running a retention pass
 
 
 def worker_key(hostname: str) -> str:

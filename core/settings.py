@@ -166,6 +166,29 @@ class Settings(BaseSettings):
                                       "revision, score type, instruction, query, document, truncation).")
     score_cache_ttl_s: int = Field(7 * 86400, ge=1, description="How long a cached score lives.")
 
+    # --- retention (store/retention.py; the worker's sweeper and `rerankq purge`) -------------
+    retention_days: float = Field(
+        30.0, ge=0, description="Finished jobs older than this (by finish time) lose their requests, chunks and "
+        "scores to the worker's sweeper; their ids then answer 404 job_expired. 0: keep forever.",
+    )
+    case_retention_days: float = Field(
+        0.0, ge=0, description="Low-confidence cases (and their reviews) older than this are deleted; reviewed "
+        "cases only once a label export included them. 0: keep forever.",
+    )
+    expired_marker_days: float = Field(
+        365.0, ge=0, description="How long a deleted job keeps its small marker row, so its id answers "
+        "job_expired rather than not_found (kept while the job still has cases). 0: no marker is kept.",
+    )
+    retention_batch: int = Field(
+        100, ge=1, description="Jobs or cases deleted per transaction: small, so writers on the hot path "
+        "never wait long.",
+    )
+    keep_document_text: bool = Field(
+        True, description="Keep the query and document texts of finished requests that were not flagged. false: "
+        "replace them by SHA-256 hashes when the job finishes (flagged requests and cases keep their text for "
+        "reviewers; return_documents then only works on POST /v1/rerank).",
+    )
+
     # --- Cohere compatibility ------------------------------------------------------------
     model_aliases: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,

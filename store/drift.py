@@ -40,11 +40,7 @@ def window_sample(session: Session, model: str, start: datetime, end: datetime, 
     `revision`, only requests that revision scored. Degraded (fallback) rankings are left out: they
     are another model's scores. Shadow and rescore copies (store/shadow_jobs.py) are left out too: they
     are not client traffic (a rescore replays chosen cases) and raise no low-confidence cases."""
-    jobs = list(session.scalars(
-        select(Job.id).where(Job.model == model, Job.status == JobStatus.succeeded.value,
-                             Job.finished_at >= start, Job.finished_at < end,
-                             Job.kind.not_in(COPY_KINDS))  # client traffic: shadow and rescore copies raise no cases
-        .order_by(Job.finished_at.desc()).limit(max_jobs)))
+    jobs = window_jobs(session, model, start, end, max_jobs)
     sample = WindowSample()
     if not jobs:
         return sample
@@ -66,6 +62,26 @@ def window_sample(session: Session, model: str, start: datetime, end: datetime, 
             sample.flagged += (job_id, request.request_idx) in flagged
             sample.revisions[meta.get("model_revision")] += 1
     return sample
+
+
+def window_jobs(session: Session, model: str, start: datetime, end: datetime, max_jobs: int) -> list[str]:
+    """The jobs a window's sample reads: `model`'s newest `max_jobs` succeeded client jobs (not shadow or
+    rescore copies) finished in [start, end) whose results retention has not deleted."""
+    return list(session.scalars(
+        select(Job.id).where(Job.model == model, Job.status == JobStatus.succeeded.value,
+                             Job.finished_at >= start, Job.finished_at < end, Job.expired_at.is_(None),
+                             Job.kind.not_in(COPY_KINDS))  # client traffic: shadow and rescore copies raise no cases
+        .order_by(Job.finished_at.desc()).limit(max_jobs)))
+
+
+def reference_job_ids(session: Session, max_jobs: int) -> set[str]:
+    """The jobs the models' reference windows sample: a reference window stays fixed while its model
+    revision serves (for months), so retention keeps these (store/retention.py) or drift would lose its
+    baseline once the window is older than RERANKQ_RETENTION_DAYS."""
+    ids: set[str] = set()
+    for reference in session.scalars(select(DriftReference)):
+        ids.update(window_jobs(session, reference.model, reference.window_start, reference.window_end, max_jobs))
+    return ids
 
 
 def get_reference(session: Session, model: str) -> Optional[DriftReference]:

@@ -187,7 +187,8 @@ def _response(job: Job, request: JobRequest, scores: list[StoredScore]) -> Reran
         RerankResult(
             index=s.doc_index,
             relevance_score=s.score,
-            document=DocumentObject(text=request.documents[s.doc_index]) if request.return_documents else None,
+            document=DocumentObject(text=request.documents[s.doc_index])
+            if request.return_documents and not request.text_hashed else None,
             degraded=True if s.degraded else None,
         )
         for s in ranked

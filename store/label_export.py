@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from core.review_schemas import RELEVANT_GRADE, CaseStatus, Decision
 from store.db import session_scope
 from store.reviews import model_order
-from store.tables import Job, LowConfidenceCase, Review
+from store.tables import Job, LowConfidenceCase, Review, utcnow
 
 FORMATS = ("pairs", "graded", "groups")
 BATCH = 200
@@ -91,9 +92,10 @@ def case_lines(case: LowConfidenceCase, reviews: Sequence[Review], fmt: str) -> 
 
 
 def export_page(session: Session, fmt: str, after_id: int, owner: Optional[str] = None,
-                model: Optional[str] = None) -> tuple[list[dict], Optional[int]]:
+                model: Optional[str] = None, exported: Optional[list[int]] = None) -> tuple[list[dict], Optional[int]]:
     """One keyset page: the exported objects of the next BATCH reviewed cases with id > after_id,
-    and the last case id read (None when there were none)."""
+    and the last case id read (None when there were none); the ids of the cases exported are appended
+    to `exported`."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     statement = select(LowConfidenceCase).where(LowConfidenceCase.status == CaseStatus.reviewed.value,
@@ -111,14 +113,18 @@ def export_page(session: Session, fmt: str, after_id: int, owner: Optional[str] 
                                   .order_by(Review.id)):
         reviews.setdefault(review.case_id, []).append(review)
     lines = [line for case in cases if reviews.get(case.id) for line in case_lines(case, reviews[case.id], fmt)]
+    if exported is not None:
+        exported.extend(c.id for c in cases if reviews.get(c.id))
     return lines, cases[-1].id
 
 
-def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: Optional[str] = None) -> Iterator[dict]:
-    """Every exported object, case by case in id order, reading the store in bounded batches."""
+def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: Optional[str] = None,
+                exported: Optional[list[int]] = None) -> Iterator[dict]:
+    """Every exported object, case by case in id order, reading the store in bounded batches
+    (the ids of the cases read are appended to `exported`)."""
     last_id: Optional[int] = 0
     while True:
-        lines, last_id = export_page(session, fmt, last_id, owner, model)
+        lines, last_id = export_page(session, fmt, last_id, owner, model, exported)
         if last_id is None:
             return
         yield from lines
@@ -128,15 +134,31 @@ def iter_jsonl(database_url: str, fmt: str, owner: Optional[str] = None, model: 
     """Lines of JSON text, each ending in a newline (for streaming responses and files).
 
     Each page is read in its own short transaction, closed before its lines are handed on, so a
-    slow download holds no transaction (and no connection) open between pages."""
+    slow download holds no transaction (and no connection) open between pages. Once the last line
+    was handed on, the cases exported are marked (case retention deletes reviewed cases only then)."""
+    exported: list[int] = []
+    started = utcnow()
     last_id: Optional[int] = 0
     while True:
         with session_scope(database_url) as session:
-            lines, last_id = export_page(session, fmt, last_id, owner, model)
+            lines, last_id = export_page(session, fmt, last_id, owner, model, exported)
         if last_id is None:
-            return
+            break
         for item in lines:
             yield json.dumps(item, ensure_ascii=False) + "\n"
+    mark_exported(database_url, exported, started)
+
+
+def mark_exported(database_url: str, case_ids: list[int], started: datetime) -> None:
+    """Record a finished export (an aborted one never gets here), in short transactions of their own so a
+    slow reader never holds a write lock: case retention deletes reviewed cases only after this. A case
+    reviewed again since the export started is left unmarked: its new labels are in no export yet."""
+    relabelled = exists().where(Review.case_id == LowConfidenceCase.id, Review.updated_at >= started)
+    for start in range(0, len(case_ids), 500):
+        with session_scope(database_url) as session:
+            session.execute(update(LowConfidenceCase)
+                            .where(LowConfidenceCase.id.in_(case_ids[start:start + 500]), ~relabelled)
+                            .values(exported_at=utcnow()))
 
 
 def write_export(database_url: str, fmt: str, path: Path, model: Optional[str] = None) -> int:

@@ -1,7 +1,7 @@
 """Figures for the dashboard's overview: scores, low-confidence rate, review backlog, jobs and latency.
 
-Every query is bounded by a time window and a row limit, so the page stays fast on a big store;
-bucketing happens here in Python to stay portable between SQLite and PostgreSQL.
+Every query is bounded by a time window (an index range) and grouped by time bucket in SQL
+(store/time_buckets.py, for SQLite and PostgreSQL), so the page stays fast on a big store.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from core.review_schemas import CaseStatus
 from core.stats import percentile
@@ -19,6 +19,7 @@ from rerankq.schemas import JobStatus
 from store.packed_scores import recent_score_values
 from store.shadow_jobs import COPY_KINDS
 from store.tables import Job, LowConfidenceCase, Review
+from store.time_buckets import bucket_index, seconds_between
 
 WINDOWS = {"24h": (timedelta(hours=24), timedelta(hours=1)), "7d": (timedelta(days=7), timedelta(hours=6)),
            "30d": (timedelta(days=30), timedelta(days=1))}
@@ -68,69 +69,88 @@ def _client_jobs(statement, owner: Optional[str], job_id_column):
     return statement if owner is None else statement.where(Job.owner == owner)
 
 
-def _jobs_since(session: Session, start: datetime, owner: Optional[str]):
-    """(submitted at, finished at, status, requests, cases) of each job submitted since `start`, in one
-    pass: the low-confidence rate takes its numerator and denominator from the same rows, so flags and
-    requests share one time base."""
-    statement = (select(Job.created_at, Job.finished_at, Job.status, Job.n_requests, func.count(LowConfidenceCase.id))
-                 .outerjoin(LowConfidenceCase, LowConfidenceCase.job_id == Job.id)
-                 .where(Job.created_at >= start, Job.kind.not_in(COPY_KINDS))  # client traffic, not shadow copies
-                 .group_by(Job.id, Job.created_at, Job.finished_at, Job.status, Job.n_requests))
+def _first_reviews(owner: Optional[str], since: datetime, before: Optional[datetime] = None):
+    """(case_id, at) of cases first reviewed (or dismissed) in [since, before): found from the reviews in that
+    range (an index range), not by grouping every review the store holds."""
+    review, earlier = Review, aliased(Review)
+    statement = select(review.case_id, func.min(review.created_at).label("at")).where(
+        review.created_at >= since, ~exists().where(earlier.case_id == review.case_id, earlier.created_at < since))
+    if before is not None:
+        statement = statement.where(review.created_at < before)
     if owner is not None:
-        statement = statement.where(Job.owner == owner)
-    return session.execute(statement.limit(ROW_LIMIT))
+        statement = (statement.join(LowConfidenceCase, LowConfidenceCase.id == review.case_id)
+                     .join(Job, Job.id == LowConfidenceCase.job_id).where(Job.owner == owner))
+    return statement.group_by(review.case_id).subquery()
 
 
 def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
              now: Optional[datetime] = None) -> Overview:
+    """Every series is grouped by bucket in SQL over its window's index range: the page reads a few dozen
+    numbers (and one latency per job) whatever the size of the store."""
     start, step, buckets = window_buckets(window, now)
     n = len(buckets)
+    end = start + step * n
+    dialect = session.get_bind().dialect.name
 
-    def slot(moment: datetime) -> Optional[int]:
-        index = int((moment - start) // step)
-        return index if 0 <= index < n else None
+    def per_bucket(statement, columns: int = 1) -> list[list[float]]:
+        series = [[0] * n for _ in range(columns)]
+        for index, *values in session.execute(statement):
+            if index is not None and 0 <= index < n:
+                for column, value in enumerate(values):
+                    series[column][index] += value or 0
+        return series
 
-    requests, flagged, cases, jobs, closed = [0] * n, [0] * n, [0] * n, [0] * n, [0] * n
+    job_bucket = bucket_index(Job.created_at, start, step, dialect).label("bucket")
+    jobs_in_window = [Job.created_at >= start, Job.created_at < end,
+                      Job.kind.not_in(COPY_KINDS)] + ([Job.owner == owner] if owner else [])  # client traffic only
+    succeeded = Job.status == JobStatus.succeeded.value
+    jobs, requests = per_bucket(select(job_bucket, func.count(), func.sum(case((succeeded, Job.n_requests), else_=0)))
+                                .where(*jobs_in_window).group_by(job_bucket), columns=2)
+    # The low-confidence rate takes its numerator and denominator from the same succeeded jobs, so flags and
+    # requests share one time base (the job's submit time).
+    (flagged,) = per_bucket(select(job_bucket, func.count(LowConfidenceCase.id))
+                            .join(LowConfidenceCase, LowConfidenceCase.job_id == Job.id)
+                            .where(*jobs_in_window, succeeded).group_by(job_bucket))
     latencies: list[list[float]] = [[] for _ in range(n)]
-    for created, finished, status, n_requests, n_cases in _jobs_since(session, start, owner):
-        i = slot(created)
-        if i is None:
-            continue
-        jobs[i] += 1
-        if finished is not None:
-            latencies[i].append((finished - created).total_seconds())
-        if status == JobStatus.succeeded.value:
-            requests[i] += n_requests
-            flagged[i] += n_cases
-    for (created,) in session.execute(_owned(select(LowConfidenceCase.created_at), owner, LowConfidenceCase.job_id)
-                                      .where(LowConfidenceCase.created_at >= start).limit(ROW_LIMIT)):
-        i = slot(created)
-        if i is not None:
-            cases[i] += 1
-    first_review = _owned(select(func.min(Review.created_at).label("at")).join(
-        LowConfidenceCase, LowConfidenceCase.id == Review.case_id), owner, LowConfidenceCase.job_id
-    ).group_by(Review.case_id).subquery()
-    for (at,) in session.execute(select(first_review.c.at).where(first_review.c.at >= start).limit(ROW_LIMIT)):
-        i = slot(at.replace(tzinfo=at.tzinfo or timezone.utc))
-        if i is not None:
-            closed[i] += 1
-    opened_before = session.scalar(_owned(select(func.count()).select_from(LowConfidenceCase), owner,
-                                          LowConfidenceCase.job_id).where(LowConfidenceCase.created_at < start)) or 0
-    closed_before = session.scalar(select(func.count()).select_from(first_review).where(first_review.c.at < start)) or 0
-    backlog, level = [], opened_before - closed_before
-    for i in range(n):
-        level += cases[i] - closed[i]
-        backlog.append(max(level, 0))
+    for index, seconds in session.execute(
+            select(job_bucket, seconds_between(Job.finished_at, Job.created_at, dialect))
+            .where(*jobs_in_window, Job.finished_at.is_not(None)).limit(ROW_LIMIT)):
+        if index is not None and 0 <= index < n:
+            latencies[index].append(max(float(seconds), 0.0))
+
+    case_bucket = bucket_index(LowConfidenceCase.created_at, start, step, dialect).label("bucket")
+    (cases,) = per_bucket(_owned(select(case_bucket, func.count()), owner, LowConfidenceCase.job_id)
+                          .where(LowConfidenceCase.created_at >= start, LowConfidenceCase.created_at < end)
+                          .group_by(case_bucket))
+    first = _first_reviews(owner, start, end)
+    closed_bucket = bucket_index(first.c.at, start, step, dialect).label("bucket")
+    (closed,) = per_bucket(select(closed_bucket, func.count()).select_from(first).group_by(closed_bucket))
+
     by_reason = session.execute(_owned(select(LowConfidenceCase.reason, func.count()), owner, LowConfidenceCase.job_id)
                                 .where(LowConfidenceCase.status == CaseStatus.open.value)
                                 .group_by(LowConfidenceCase.reason))
-    by_status = session.execute(_owned(select(LowConfidenceCase.status, func.count()), owner, LowConfidenceCase.job_id)
-                                .group_by(LowConfidenceCase.status))
+    status_counts = {s: c for s, c in session.execute(
+        _owned(select(LowConfidenceCase.status, func.count()), owner, LowConfidenceCase.job_id)
+        .group_by(LowConfidenceCase.status))}
+    # The backlog, walked back from the cases open now: at the end of a bucket it is the open cases, less
+    # those flagged since, plus those closed since. (Counting forward from the first case would read them all.)
+    flagged_after = session.scalar(_owned(select(func.count()).select_from(LowConfidenceCase), owner,
+                                          LowConfidenceCase.job_id).where(LowConfidenceCase.created_at >= end,
+                                                                         LowConfidenceCase.status == CaseStatus.open.value)) or 0
+    later = _first_reviews(owner, end)
+    closed_after = session.scalar(select(func.count()).select_from(later).join(
+        LowConfidenceCase, LowConfidenceCase.id == later.c.case_id).where(LowConfidenceCase.created_at < end)) or 0
+    level = status_counts.get(CaseStatus.open.value, 0) - flagged_after + closed_after
+    backlog = [0] * n
+    for i in reversed(range(n)):
+        backlog[i] = max(level, 0)
+        level -= cases[i] - closed[i]
     return Overview(
-        buckets=buckets, requests=requests, flagged=flagged, cases=cases, jobs=jobs,
+        buckets=buckets, requests=[int(v) for v in requests], flagged=[int(v) for v in flagged],
+        cases=[int(v) for v in cases], jobs=[int(v) for v in jobs],
         latency_p50=[percentile(v, 50) for v in latencies], latency_p95=[percentile(v, 95) for v in latencies],
-        backlog=backlog, closed=closed, open_by_reason=[(r, c) for r, c in by_reason],
-        status_counts={s: c for s, c in by_status},
+        backlog=backlog, closed=[int(v) for v in closed], open_by_reason=[(r, c) for r, c in by_reason],
+        status_counts=status_counts,
         p50=percentile([v for bucket in latencies for v in bucket], 50),
         p95=percentile([v for bucket in latencies for v in bucket], 95),
     )

@@ -146,15 +146,19 @@ def review_counts(session: Session, case_ids: Sequence[int]) -> dict[int, int]:
     return {case_id: count for case_id, count in rows}
 
 
+FACET_CASES = 5000
+
+
 def facets(session: Session, owner: Optional[str] = None) -> tuple[list[str], list[str]]:
-    """Reasons and models seen in cases, for the queue's filter menus (bounded)."""
+    """Reasons and models seen in the latest FACET_CASES cases, for the queue's filter menus: bounded work
+    on a store of any size (a filter typed into the URL still finds older cases)."""
+    recent = (_filtered(select(LowConfidenceCase.reasons, LowConfidenceCase.model), CaseQuery(status=None, owner=owner))
+              .order_by(LowConfidenceCase.id.desc()).limit(FACET_CASES).subquery())
+    as_text = cast(recent.c.reasons, String)  # PostgreSQL's json type has no equality for DISTINCT
     reasons: set[str] = set()
-    as_text = cast(LowConfidenceCase.reasons, String)  # PostgreSQL's json type has no equality for DISTINCT
-    for (values,) in session.execute(_filtered(select(as_text).distinct(), CaseQuery(status=None, owner=owner))
-                                     .limit(200)):
+    for (values,) in session.execute(select(as_text).distinct().limit(200)):
         reasons.update(json.loads(values) if values else [])
-    models = session.scalars(_filtered(select(LowConfidenceCase.model).distinct(), CaseQuery(status=None, owner=owner))
-                             .order_by(LowConfidenceCase.model).limit(50))
+    models = session.scalars(select(recent.c.model).distinct().order_by(recent.c.model).limit(50))
     return sorted(reasons), list(models)
 
 
@@ -218,6 +222,7 @@ def save_review(session: Session, case: LowConfidenceCase, *, reviewer: str, rev
         setattr(review, key, value)
     session.flush()
     case.status = case_status([r.decision for r in case_reviews(session, case.id)])
+    case.exported_at = None  # changed labels: retention keeps the case until an export has them
     session.flush()
     return review
 

@@ -3,21 +3,56 @@
 A copy is an ordinary job (same chunks, same exactly-once store writes) with kind `shadow` or
 `rescore`, no owner and no callback, on the model's shadow lane; a ShadowLink row per request
 names the request it copies. Clients never see it: their job ids and results are untouched.
+
+A request whose texts are gone from job_requests (retention deleted its job's rows, or
+RERANKQ_KEEP_DOCUMENT_TEXT=false replaced them by hashes) is copied from its case, which keeps
+its own texts; one with neither is left out: a copy of hashes would score garbage.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
-from store.tables import Job, JobChunk, JobRequest, ShadowLink
+from store.query_keys import query_key
+from store.tables import Job, JobChunk, JobRequest, LowConfidenceCase, ShadowLink
 
 SHADOW, RESCORE = "shadow", "rescore"
 COPY_KINDS = (SHADOW, RESCORE)
+
+
+@dataclass(frozen=True)
+class _Original:
+    job_id: str
+    request_idx: int
+    query: str
+    instruction: Optional[str]
+    documents: list
+    max_tokens_per_doc: Optional[int]
+    query_key: Optional[str]
+
+
+def originals_of(session: Session, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], _Original]:
+    """The texts of each wanted request: its stored request, or (texts hashed, or the request expired) its case's."""
+    requests = {(r.job_id, r.request_idx): r for r in session.scalars(
+        select(JobRequest).where(tuple_(JobRequest.job_id, JobRequest.request_idx).in_(wanted)))}
+    found = {key: _Original(r.job_id, r.request_idx, r.query, r.instruction, list(r.documents), r.max_tokens_per_doc,
+                            r.query_key) for key, r in requests.items() if not r.text_hashed}
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        for case in session.scalars(select(LowConfidenceCase).where(
+                tuple_(LowConfidenceCase.job_id, LowConfidenceCase.request_idx).in_(missing))):
+            key = (case.job_id, case.request_idx)
+            stored = requests.get(key)
+            found[key] = _Original(case.job_id, case.request_idx, case.query, case.instruction, list(case.documents),
+                                   stored.max_tokens_per_doc if stored else None,
+                                   stored.query_key if stored else query_key(case.query))
+    return found
 
 
 def create_copy_job(session: Session, sources: Sequence[tuple[str, int]], *, model: str, queue: str,
@@ -27,8 +62,7 @@ def create_copy_job(session: Session, sources: Sequence[tuple[str, int]], *, mod
     if purpose not in COPY_KINDS:
         raise ValueError(f"purpose must be one of {COPY_KINDS}")
     wanted = list(dict.fromkeys(sources))
-    rows = {(r.job_id, r.request_idx): r for r in session.scalars(
-        select(JobRequest).where(tuple_(JobRequest.job_id, JobRequest.request_idx).in_(wanted)))}
+    rows = originals_of(session, wanted)
     originals = [rows[key] for key in wanted if key in rows]
     if not originals:
         return "", []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -65,12 +65,19 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     published_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     started_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True, index=True)
+    # Retention (store/retention.py): set when the job's requests, chunks and scores were deleted; the row
+    # stays a while as a marker so that its id answers 404 job_expired instead of not_found.
+    expired_at: Mapped[Optional[datetime]] = mapped_column(nullable=True, index=True)
+    # RERANKQ_KEEP_DOCUMENT_TEXT=false: set when the texts of its unflagged requests were replaced by hashes.
+    texts_hashed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
 
 # One job per (owner, Idempotency-Key). coalesce: with access control off every job has owner NULL,
 # and a plain unique key treats NULLs as all different, so two concurrent repeats made two jobs.
 Index("uq_jobs_owner_idempotency_key", func.coalesce(Job.owner, ""), Job.idempotency_key, unique=True)
+# The text-hashing sweep looks for finished jobs not hashed yet without walking every finished job.
+Index("ix_jobs_texts_hashed_finished", Job.texts_hashed_at, Job.finished_at)
 
 
 class JobRequest(Base):
@@ -87,6 +94,8 @@ class JobRequest(Base):
     top_n: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     return_documents: Mapped[bool] = mapped_column(default=False)
     max_tokens_per_doc: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    # query and documents replaced by SHA-256 hashes (store/document_text.py)
+    text_hashed: Mapped[bool] = mapped_column(default=False, server_default=false())
     # SHA-256 of the normalized query (store/query_keys.py): how often a query is seen, for the review order.
     query_key: Mapped[Optional[str]] = mapped_column(String(64), index=True, nullable=True)
 
@@ -164,6 +173,8 @@ class LowConfidenceCase(Base):
     score_type: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | reviewed | dismissed
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Last label export that included it (reset by a new review); retention keeps reviewed cases until then.
+    exported_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     # Model + normalized query + instruction + document set (store/case_repeats.py): identical
     # requests collapse into the first case as repeats instead of flooding the queue.
     case_key: Mapped[Optional[str]] = mapped_column(String(64), unique=True, nullable=True)
@@ -192,6 +203,13 @@ class Review(Base):
 
 Index("ix_job_requests_job", JobRequest.job_id)
 Index("ix_job_chunks_job_status", JobChunk.job_id, JobChunk.status)
+# The review queue's pages (a status tab in the queue's order) and the overview's open-by-reason and
+# first-review look-ups read index ranges, not the whole table (tests/store/test_store_scale.py).
+Index("ix_cases_status_created", LowConfidenceCase.status, LowConfidenceCase.created_at, LowConfidenceCase.id)
+Index("ix_cases_status_top_score", LowConfidenceCase.status, LowConfidenceCase.top_score, LowConfidenceCase.id)
+Index("ix_cases_status_reason", LowConfidenceCase.status, LowConfidenceCase.reason)
+Index("ix_reviews_created_at", Review.created_at)
+Index("ix_reviews_case_created", Review.case_id, Review.created_at)
 
 
 class ApiKey(Base):

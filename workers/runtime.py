@@ -28,6 +28,7 @@ from workers.confidence import ConfidenceRules
 from workers.faults import with_faults
 from workers.heartbeat import Heartbeat
 from core.queue import FALLBACK_LANE, messages_in_flight, model_key, publish_chunks, queue_name, worker_queues
+from workers.retention_sweep import start_retention_sweeper
 from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class WorkerRuntime:
         self.heartbeat = Heartbeat(self.redis, self.hostname, self.settings.heartbeat_interval_s, self.status)
         self.heartbeat.start()
         threading.Thread(target=self._sweep_loop, name="rerankq-sweeper", daemon=True).start()
+        start_retention_sweeper(self)
 
     def stop(self) -> None:
         self._stop.set()

@@ -35,6 +35,7 @@ from workers.fallback import hand_over, is_fallback
 from workers.grouped_store import claim_grouped, save_grouped
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.score_cache import score_with_cache
+from workers.retention_sweep import hash_texts_now
 from workers.webhooks import deliver_later
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ def answer_payload(work: ChunkWork, scores: list[float], meta: ScoreMeta) -> Opt
 def notify(runtime: WorkerRuntime, job_id: str, payload: Optional[str] = None) -> None:
     """Wake the API requests waiting on this job (api.job_waiters listens on the channel); a
     committed answer rides along as `payload` (core/done_payload.py)."""
+    hash_texts_now(runtime, job_id)  # RERANKQ_KEEP_DOCUMENT_TEXT=false: no text outlives the job
     runtime.redis.publish(JOBS_DONE_CHANNEL, done_payload.notice(job_id, payload))
     deliver_later(runtime, job_id)  # the job's webhook, if it has one
 

@@ -53,7 +53,8 @@ def create(body: JobCreate, state: StateDep, principal: SubmitDep,
 
 
 @router.get("/{job_id}", response_model=JobView, operation_id="get_job",
-            responses={404: {"description": "No such job."}})
+            responses={404: {"description": "No such job (not_found), or its results were deleted by retention "
+                                            "(job_expired)."}})
 async def read(job_id: str, state: StateDep, principal: ReadDep,
                wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Long polling: seconds to wait "
                                             "for the job to finish before answering (0: answer at once).")] = 0,
@@ -72,7 +73,9 @@ async def read(job_id: str, state: StateDep, principal: ReadDep,
 
 def _page(state: AppState, job_id: str, offset: int, limit: int) -> JobView:
     with session_scope(state.settings.database_url) as session:
-        return job_view(session, stored_job(session, job_id), offset, limit)
+        # expired meanwhile (a retention pass between the owner check and this read): job_expired, not empty
+        job = stored_job(session, job_id, retention_days=state.settings.retention_days)
+        return job_view(session, job, offset, limit)
 
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",

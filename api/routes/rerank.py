@@ -19,7 +19,7 @@ from api.deps import stored_job
 from api.job_wait import wait_for_notice
 from api.submit import submit
 from core.done_payload import decode, response_from
-from rerankq.schemas import JobAccepted, JobStatus, RerankRequest, RerankResponse
+from rerankq.schemas import DocumentObject, JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
 from store.jobs import job_view
 
@@ -51,7 +51,7 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     except DATABASE_UNAVAILABLE:  # the job is stored: the client polls it (a 503 would have it submit again)
         return _accepted(job_id, JobStatus.queued)
     if view.status is JobStatus.succeeded:
-        return view.results[0]
+        return with_documents(view.results[0], body)
     if view.status is JobStatus.failed:
         raise ApiError(500, "job_failed", f"job {job_id} failed: {view.error}")
     if view.status is JobStatus.cancelled:
@@ -62,6 +62,15 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
 def _accepted(job_id: str, status: JobStatus) -> JSONResponse:
     accepted = JobAccepted(id=job_id, status=status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def with_documents(response: RerankResponse, body: RerankRequest) -> RerankResponse:
+    """Documents from the request itself where the store kept only their hashes (RERANKQ_KEEP_DOCUMENT_TEXT)."""
+    if body.return_documents and any(r.document is None for r in response.results):
+        texts = body.document_texts()
+        for result in response.results:
+            result.document = DocumentObject(text=texts[result.index])
+    return response
 
 
 def _view(state, job_id: str):
