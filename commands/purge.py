@@ -40,7 +40,7 @@ def purge(
     if cases_older_than is not None:
         overrides["cases"] = parse_age(cases_older_than, "--cases-older-than")
     policy = RetentionPolicy.from_settings(settings, **overrides)
-    if policy.jobs < policy.settle:
+    if policy.jobs is not None and policy.jobs < policy.settle:
         typer.echo(f"note: jobs that finished in the last {policy.settle.total_seconds():g}s are kept "
                    "(RERANKQ_CHUNK_DEADLINE_S: a late duplicate delivery may still be writing them)", err=True)
     report = run_pass(settings.database_url, policy, dry_run=dry_run)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import (
@@ -124,7 +124,7 @@ def cancel_job(session: Session, job_id: str) -> bool:
         .where(Job.id == job_id, Job.status.in_(ACTIVE))
         .values(status=JobStatus.cancelled.value, finished_at=utcnow(), error="cancelled by the client")
     )
-    return result.rowcount == 1
+    return cast(CursorResult, result).rowcount == 1  # an UPDATE's result
 
 
 def job_view(session: Session, job: Job, offset: int = 0, limit: Optional[int] = None) -> JobView:

@@ -58,10 +58,10 @@ def document_labels(reviews: Sequence[Review]) -> dict[int, DocumentLabel]:
     for review in reviews:
         for index, grade in review.labels.items():
             grades.setdefault(int(index), []).append(int(grade))
-    labels = {}
-    for index, values in grades.items():
+    labels: dict[int, DocumentLabel] = {}
+    for document, values in grades.items():
         grade, label, agreement = combine(values)
-        labels[index] = DocumentLabel(index, grade, label, agreement, len(values))
+        labels[document] = DocumentLabel(document, grade, label, agreement, len(values))
     return labels
 
 
@@ -122,11 +122,12 @@ def iter_export(session: Session, fmt: str, owner: Optional[str] = None, model: 
                 exported: Optional[list[int]] = None) -> Iterator[dict]:
     """Every exported object, case by case in id order, reading the store in bounded batches
     (the ids of the cases read are appended to `exported`)."""
-    last_id: Optional[int] = 0
+    last_id = 0
     while True:
-        lines, last_id = export_page(session, fmt, last_id, owner, model, exported)
-        if last_id is None:
+        lines, next_id = export_page(session, fmt, last_id, owner, model, exported)
+        if next_id is None:
             return
+        last_id = next_id
         yield from lines
 
 
@@ -138,12 +139,13 @@ def iter_jsonl(database_url: str, fmt: str, owner: Optional[str] = None, model: 
     was handed on, the cases exported are marked (case retention deletes reviewed cases only then)."""
     exported: list[int] = []
     started = utcnow()
-    last_id: Optional[int] = 0
+    last_id = 0
     while True:
         with session_scope(database_url) as session:
-            lines, last_id = export_page(session, fmt, last_id, owner, model, exported)
-        if last_id is None:
+            lines, next_id = export_page(session, fmt, last_id, owner, model, exported)
+        if next_id is None:
             break
+        last_id = next_id
         for item in lines:
             yield json.dumps(item, ensure_ascii=False) + "\n"
     mark_exported(database_url, exported, started)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Collection, Optional, Sequence
+from typing import Any, Collection, Optional, Sequence, cast
 
-from sqlalchemy import Table, delete, exists, func, or_, select, update
+from sqlalchemy import CursorResult, Delete, Table, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -33,7 +33,8 @@ from store.tables import CaseRepeat, ChunkScores, Job, JobChunk, JobRequest, Low
 # Cases are not here: they have their own retention (reviewers and label exports need them after the
 # job is gone).
 # shadow_links go with the shadow or rescore copy they describe (its job_id), not with the request copied.
-JOB_OWNED_TABLES: tuple[Table, ...] = (ChunkScores.__table__, JobChunk.__table__, JobRequest.__table__,
+JOB_OWNED_TABLES: tuple[Any, ...] = (  # Table objects of the ORM classes
+   ChunkScores.__table__, JobChunk.__table__, JobRequest.__table__,
                                        ShadowLink.__table__)
 # Every other table, and why retention leaves its rows alone (tests/store/test_retention.py checks that
 # each table of the schema is in one of the two).
@@ -123,7 +124,7 @@ def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, report:
         return
     ids = list(job_ids)
     for table in JOB_OWNED_TABLES:
-        report.add_rows(table.name, session.execute(delete(table).where(rows_of_jobs(table, ids))).rowcount or 0)
+        report.add_rows(table.name, _deleted(session, delete(table).where(rows_of_jobs(table, ids))))
     session.execute(update(Job).where(Job.id.in_(ids), Job.expired_at.is_(None)).values(expired_at=now))
     report.jobs += len(ids)
 
@@ -158,9 +159,9 @@ def delete_cases(session: Session, case_ids: Sequence[int], report: RetentionRep
     if not case_ids:
         return
     ids = list(case_ids)
-    report.reviews += session.execute(delete(Review).where(Review.case_id.in_(ids))).rowcount or 0
-    report.repeats += session.execute(delete(CaseRepeat).where(CaseRepeat.case_id.in_(ids))).rowcount or 0
-    report.cases += session.execute(delete(LowConfidenceCase).where(LowConfidenceCase.id.in_(ids))).rowcount or 0
+    report.reviews += _deleted(session, delete(Review).where(Review.case_id.in_(ids)))
+    report.repeats += _deleted(session, delete(CaseRepeat).where(CaseRepeat.case_id.in_(ids)))
+    report.cases += _deleted(session, delete(LowConfidenceCase).where(LowConfidenceCase.id.in_(ids)))
 
 
 def count_expirable_cases(session: Session, created_before: datetime, force: bool, report: RetentionReport) -> None:
@@ -200,8 +201,8 @@ def delete_markers(session: Session, job_ids: Sequence[str], report: RetentionRe
     if not job_ids:
         return
     # Only rows that are still unreferenced markers: a case flagged (or repeated) meanwhile keeps its job.
-    report.markers += session.execute(delete(Job).where(Job.id.in_(list(job_ids)), Job.expired_at.is_not(None),
-                                                        ~_referenced())).rowcount or 0
+    report.markers += _deleted(session, delete(Job).where(Job.id.in_(list(job_ids)), Job.expired_at.is_not(None),
+                                                          ~_referenced()))
 
 
 def count_prunable_markers(session: Session, expired_before: datetime, report: RetentionReport) -> None:
@@ -216,3 +217,8 @@ def expired_message(job: Job, retention_days: Optional[float]) -> str:
             f"(RERANKQ_RETENTION_DAYS={retention_days:g})" if retention_days
             else "its results were purged (rerankq purge)")
     return f"job_id: job '{job.id}' has expired and its results were deleted on {when}: {rule}"
+
+
+def _deleted(session: Session, statement: Delete) -> int:
+    """Rows a DELETE removed (a DML statement's result is a CursorResult)."""
+    return cast(CursorResult, session.execute(statement)).rowcount or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from core.settings import Settings
 from store.db import session_scope
@@ -35,7 +35,7 @@ class RetentionPolicy:
         def days(value: float) -> Optional[timedelta]:
             return timedelta(days=value) if value > 0 else None
 
-        values = dict(jobs=days(settings.retention_days), cases=days(settings.case_retention_days),
+        values: dict[str, Any] = dict(jobs=days(settings.retention_days), cases=days(settings.case_retention_days),
                       markers=days(settings.expired_marker_days) if settings.expired_marker_days else timedelta(0),
                       batch=settings.retention_batch, settle=timedelta(seconds=settings.chunk_deadline_s),
                       drift_jobs=settings.drift_max_jobs)

@@ -93,7 +93,7 @@ def overview(session: Session, window: str = "24h", owner: Optional[str] = None,
     dialect = session.get_bind().dialect.name
 
     def per_bucket(statement, columns: int = 1) -> list[list[float]]:
-        series = [[0] * n for _ in range(columns)]
+        series: list[list[float]] = [[0.0] * n for _ in range(columns)]
         for index, *values in session.execute(statement):
             if index is not None and 0 <= index < n:
                 for column, value in enumerate(values):

@@ -28,7 +28,7 @@ from core.review_schemas import (
 )
 from store.tables import Job, LowConfidenceCase, Review, utcnow
 
-SORTS = {
+SORTS: dict[str, tuple[Any, ...]] = {
     "newest": (LowConfidenceCase.created_at.desc(), LowConfidenceCase.id.desc()),
     "oldest": (LowConfidenceCase.created_at.asc(), LowConfidenceCase.id.asc()),
     "lowest": (LowConfidenceCase.top_score.asc(), LowConfidenceCase.id.desc()),
@@ -218,6 +218,7 @@ def save_review(session: Session, case: LowConfidenceCase, *, reviewer: str, rev
                 session.add(review)
         except IntegrityError:  # the same reviewer saved twice at once: keep the later one
             review = _own_review(session, case.id, reviewer)
+    assert review is not None, "a concurrent save's row exists once its IntegrityError is raised"
     for key, value in values.items():
         setattr(review, key, value)
     session.flush()
