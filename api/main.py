@@ -33,17 +33,18 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        waiters = JobWaiters(settings.redis_url, settings.database_url, settings.wait_recheck_s)
         state = AppState(
             settings=settings,
             celery=make_celery(settings),
             redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10),
             aioredis=aioredis.Redis.from_url(settings.redis_url),
-            waiters=JobWaiters(settings.redis_url, settings.database_url, settings.wait_recheck_s),
+            waiters=waiters,
         )
         app.state.rerankq = state
-        state.waiters.start()
+        waiters.start()
         yield
-        await state.waiters.stop()
+        await waiters.stop()
         await state.aioredis.aclose()
         state.redis.close()
 

@@ -48,6 +48,7 @@ class PostgresCluster:
         self.data = self.root / "data"
 
     def _run(self, *args: str) -> None:
+        assert self.bindir is not None, "PostgresCluster needs the server binaries (missing_reason() is None)"
         command = [str(self.bindir / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
@@ -121,7 +122,7 @@ def postmaster_pid(database_url: str) -> Optional[int]:
         engine = create_engine(database_url)
         try:
             with engine.connect() as conn:
-                data_dir = conn.execute(text("SHOW data_directory")).scalar()
+                data_dir = conn.execute(text("SHOW data_directory")).scalar_one()
         finally:
             engine.dispose()
     except Exception:  # noqa: BLE001 - unreachable or not allowed: unknown

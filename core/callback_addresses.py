@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Union, cast
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -43,7 +43,9 @@ def internal_kind(address: str) -> Optional[str]:
 def system_resolver(host: str, port: int) -> list[str]:
     """Every address the system resolver gives for `host`, in its order, without repeats."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    # An AF_INET/AF_INET6 sockaddr starts with the address string; typeshed's sockaddr union also
+    # holds (int, bytes), which only a Python built without IPv6 returns.
+    return list(dict.fromkeys(cast(str, info[4][0]) for info in infos))
 
 
 @dataclass(frozen=True)
@@ -89,5 +91,9 @@ def pin(url: str, address: str) -> PinnedRequest:
     netloc = literal if parts.port is None else f"{literal}:{parts.port}"
     pinned = urlunsplit(SplitResult(parts.scheme, netloc, parts.path, parts.query, ""))
     host_header = parts.netloc.rsplit("@", 1)[-1]
-    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    extensions: dict[str, str] = {}
+    if parts.scheme == "https":
+        # Callers pin URLs that passed core.webhooks.callback_url_problem, which requires a host.
+        assert parts.hostname is not None, "pin() needs a URL with a host"
+        extensions["sni_hostname"] = parts.hostname
     return PinnedRequest(pinned, {"Host": host_header}, extensions)

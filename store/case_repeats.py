@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from store.query_keys import case_key
 from store.tables import CaseRepeat, LowConfidenceCase, utcnow
 
-Insert = Callable[[object, list[dict]], None]  # (table, rows) -> insert ignoring duplicates
+Insert = Callable[[object, list[dict]], object]  # (table, rows) -> insert ignoring duplicates; result unused
 
 
 def insert_cases(session: Session, rows: list[dict], insert: Insert) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union, cast
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
@@ -26,7 +26,9 @@ from store.tables import ChunkScores, Job, JobChunk, JobRequest, utcnow
 
 # Statements built once, as plain Core (no ORM layer), with expanding IN parameters: building a
 # statement costs more CPU than SQLite takes to run it, and the worker runs these for every group.
-_chunks, _jobs, _requests = JobChunk.__table__, Job.__table__, JobRequest.__table__
+# (Declarative __table__ is typed FromClause; a mapped class's is a Table, which update() takes.)
+_chunks, _jobs, _requests = (cast(Table, JobChunk.__table__), cast(Table, Job.__table__),
+                             cast(Table, JobRequest.__table__))
 _NOW = bindparam("now", type_=_chunks.c.finished_at.type)
 CLAIMABLE = (
     select(_chunks.c.id, _chunks.c.job_id, _chunks.c.chunk_idx, _chunks.c.request_idx, _chunks.c.doc_start,
@@ -133,7 +135,7 @@ def claim_chunks(session: Session, keys: Sequence[tuple[str, int]], max_attempts
     if not chunks:
         return [None] * len(keys)
     now = utcnow()
-    attempts = dict(connection.execute(COUNT_ATTEMPT, dict(ids=[row.id for row in chunks.values()], now=now,
+    attempts: dict[int, int] = dict(connection.execute(COUNT_ATTEMPT, dict(ids=[row.id for row in chunks.values()], now=now,
                                                            until=now + timedelta(seconds=lease_s))).all())
     busy = _busy(connection, {key: row for key, row in chunks.items() if row.id not in attempts}, now)
     claimed = {}
@@ -207,7 +209,8 @@ def fail_chunk(session: Session, job_id: str, chunk_id: Optional[int], error: st
     )
 
 
-def _chunk_ids(session: Session, saves: Sequence[ChunkSave]) -> list[int]:
+def _chunk_ids(session: Session, saves: Sequence[ChunkSave]) -> list[Optional[int]]:
+    """Each save's chunk id; None where no chunk row was found."""
     missing = [s.work for s in saves if s.work.chunk_id is None]
     found = {}
     if missing:

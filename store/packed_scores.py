@@ -95,7 +95,7 @@ def forget_meta_ids() -> None:
 def meta_ids(session: Session, metas: Iterable[ScoreMeta]) -> dict[ScoreMeta, int]:
     """The score_metas id of each meta, creating rows for new ones in the session's transaction.
     New ids are remembered once that transaction commits, so a rolled-back id is never reused."""
-    url = str(session.get_bind().url)
+    url = str(session.get_bind().engine.url)  # the bind is an Engine or a Connection; both have .engine
     found: dict[ScoreMeta, int] = {}
     missing: dict[str, ScoreMeta] = {}
     for meta in set(metas):

@@ -7,7 +7,9 @@ again if publishing fails, so a later sweep retries).
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from store.tables import Job, utcnow
@@ -15,8 +17,9 @@ from store.tables import Job, utcnow
 
 def claim_publication(session: Session, job_id: str) -> bool:
     """True for exactly one caller per unpublished job."""
-    marked = session.execute(update(Job).where(Job.id == job_id, Job.published_at.is_(None))
-                             .values(published_at=utcnow()))
+    # An UPDATE returns a CursorResult (which has rowcount); Session.execute is typed as the base Result.
+    marked = cast(CursorResult[Any], session.execute(update(Job).where(Job.id == job_id, Job.published_at.is_(None))
+                                                     .values(published_at=utcnow())))
     return marked.rowcount == 1
 
 

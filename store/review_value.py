@@ -87,7 +87,7 @@ def seen_counts(session: Session, keys: set[str], days: float) -> dict[str, int]
         select(JobRequest.query_key, func.count()).join(Job, Job.id == JobRequest.job_id)
         .where(JobRequest.query_key.in_(keys), Job.created_at >= since, Job.kind.not_in(COPY_KINDS))
         .group_by(JobRequest.query_key))
-    return {key: n for key, n in rows}
+    return {key: n for key, n in rows if key is not None}  # (IN never matches a NULL key: none are dropped)
 
 
 def shadow_disagreement(session: Session, cases: Sequence[LowConfidenceCase]) -> dict[int, tuple[float, str]]:

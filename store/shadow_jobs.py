@@ -67,7 +67,7 @@ def create_copy_job(session: Session, sources: Sequence[tuple[str, int]], *, mod
     if not originals:
         return "", []
     job_id = str(uuid.uuid4())
-    chunks = []
+    chunks: list[JobChunk] = []
     for request_idx, original in enumerate(originals):
         n_docs = len(original.documents)
         for start in range(0, n_docs, chunk_pairs):

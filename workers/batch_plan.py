@@ -10,7 +10,7 @@ every pair's rest; models/prefix_cache.py). The same functions plan offline scor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Iterator, Optional, Protocol, Sequence, TypeVar
 
 from models.base import Encoded
 from models.prefix_cache import batch_cost, share_key
@@ -19,6 +19,9 @@ from models.prefix_cache import batch_cost, share_key
 class Item(Protocol):
     encoded: Encoded
     enqueued_at: float
+
+
+ItemT = TypeVar("ItemT", bound=Item)  # batches hold the caller's own item type
 
 
 @dataclass(eq=False)
@@ -84,17 +87,17 @@ class _Cost:
 
 
 def form_batches(
-    items: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool = False,
+    items: Sequence[ItemT], max_tokens: int, max_pairs: int, share_prefix: bool = False,
     overhead_tokens: Optional[int] = None,
-) -> list[list[Item]]:
+) -> list[list[ItemT]]:
     """Every batch of `iter_batches`, in order."""
     return list(iter_batches(items, max_tokens, max_pairs, share_prefix, overhead_tokens))
 
 
 def iter_batches(
-    items: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool = False,
+    items: Sequence[ItemT], max_tokens: int, max_pairs: int, share_prefix: bool = False,
     overhead_tokens: Optional[int] = None,
-) -> Iterator[list[Item]]:
+) -> Iterator[list[ItemT]]:
     """Greedy cut of length-sorted items: each batch's padded cost stays within the budget.
 
     Without sharing the cost is longest x count. With it, pairs are sorted by the tokens they do
@@ -114,7 +117,7 @@ def iter_batches(
                                              i.encoded.length - _shared(i)))
     else:
         order = sorted(items, key=lambda i: i.encoded.length)
-    current: list[Item] = []
+    current: list[ItemT] = []
     cost = _Cost(share_prefix)
     for item in order:
         if current:
@@ -166,9 +169,9 @@ def batch_tokens(batch: Sequence[Item], share_prefix: bool) -> int:
 
 
 def pick_batch(
-    lane: Sequence[Item], max_tokens: int, max_pairs: int, share_prefix: bool,
+    lane: Sequence[ItemT], max_tokens: int, max_pairs: int, share_prefix: bool,
     overhead_tokens: Optional[int] = None,
-) -> list[Item]:
+) -> list[ItemT]:
     """The batch holding the lane's oldest pair.
 
     With sharing, the oldest pair's own query may run alone instead of beside other queries'

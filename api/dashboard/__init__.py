@@ -18,11 +18,14 @@ from store.keys import Principal
 PAGES = (queue_page, case_page, overview_page, models_page, jobs_page, playground_page, login_page, export_page)
 
 
-async def _login_required(request: Request, exc: LoginRequired):
+# Starlette types exception handlers as taking any Exception; each is registered for its own class.
+async def _login_required(request: Request, exc: Exception):
+    assert isinstance(exc, LoginRequired)
     return redirect(request, "/dashboard/login?" + urlencode({"next": exc.next_url}))
 
 
-async def _dashboard_error(request: Request, exc: DashboardError):
+async def _dashboard_error(request: Request, exc: Exception):
+    assert isinstance(exc, DashboardError)
     session = read_session(request)
     nobody = Principal(key_id=None, name="", tenant=None, scopes=frozenset())
     settings: Settings = request.app.state.dashboard_settings

@@ -54,6 +54,7 @@ def _load(state: AppState, viewer: Viewer, case_id: int, filters: dict[str, str]
         reviews = case_reviews(session, case.id)
         foreign = foreign_reviewers(session, [r.reviewer for r in reviews], viewer.principal.owner_filter)
         open_left = status_counts(session, query).get("open", 0)
+        assert query.value_rules is not None, "parse_queue sets value rules when given the settings"
         value = case_values(session, [case], query.value_rules)[case.id]
         repeats = repeat_jobs(session, case)
     mine = next((r for r in reviews if r.reviewer == me), None)

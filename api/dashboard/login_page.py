@@ -41,6 +41,8 @@ async def login(request: Request, viewer: AnyViewerDep, state: StateDep):
         error = f"The key '{principal.name}' lacks the review scope; ask for a key with review (or admin)."
     if error:
         return page(request, viewer, "login.html", status_code=401, next=target, error=error)
+    # No error: a stored key was found (only the anonymous principal has no key id).
+    assert principal is not None and principal.key_id is not None
     session = new_session(principal.key_id, ttl_s=state.settings.dashboard_session_hours * 3600)
     return attach(redirect(request, target), request, session)  # a fresh session id: no fixation
 

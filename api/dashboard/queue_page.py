@@ -43,7 +43,8 @@ def parse_queue(params: Mapping[str, str], owner: Optional[str], settings=None) 
         problems.append(f"status: '{status}' is not one of {', '.join(STATUSES)}; showing open cases")
         status = "open"
     default_sort = VALUE_SORT if status == "open" else "newest"
-    sort = params.get("sort") if params.get("sort") in SORT_LABELS else default_sort
+    requested_sort = params.get("sort")
+    sort = requested_sort if requested_sort is not None and requested_sort in SORT_LABELS else default_sort
     try:
         page_number = min(max(1, int(params.get("page") or 1)), 100_000)
     except ValueError:
@@ -73,6 +74,7 @@ def queue(request: Request, viewer: ReviewerDep, state: StateDep):
     with session_scope(state.settings.database_url) as session:
         cases, total = list_cases(session, query)
         counts = review_counts(session, [c.id for c in cases])
+        assert query.value_rules is not None, "parse_queue sets value rules when given the settings"
         values = case_values(session, cases, query.value_rules)
         repeats = repeat_counts(session, [c.id for c in cases])
         reasons, models = facets(session, query.owner)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
 from api.dashboard.session import Viewer, attach, signer
@@ -88,7 +89,7 @@ def error_page(request: Request, viewer: Viewer, error: DashboardError) -> Respo
     return page(request, viewer, "error.html", status_code=error.status, title=error.title, message=error.message)
 
 
-def check_csrf(request: Request, viewer: Viewer, token: Optional[str]) -> None:
+def check_csrf(request: Request, viewer: Viewer, token: str | UploadFile | None) -> None:
     """Every dashboard POST proves it came from our own page: 403 without the session's token."""
     if not signer(request).csrf_ok(viewer.session, token if isinstance(token, str) else None):
         raise DashboardError(403, "Form expired", "csrf_token: the form's security token is missing or does not "

@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import Depends, Request
 from itsdangerous import BadData
@@ -53,7 +53,7 @@ class Signer:
 
     def __init__(self, secret: str, max_age_s: Optional[float] = None) -> None:
         key = secret.encode() if secret else secrets.token_bytes(32)
-        signer_kwargs = {"digest_method": hashlib.sha256}
+        signer_kwargs: dict[str, Any] = {"digest_method": hashlib.sha256}
         self._sessions = URLSafeTimedSerializer(key, salt=SESSION_SALT, signer_kwargs=signer_kwargs)
         self._csrf = TokenSigner(key, salt=CSRF_SALT, **signer_kwargs)
         self._max_age_s = int(max_age_s) + 1 if max_age_s else None
@@ -82,7 +82,9 @@ class Signer:
 
     def csrf_ok(self, session: DashboardSession, token: Optional[str]) -> bool:
         """Compared in constant time (itsdangerous' verify_signature)."""
-        return bool(token) and self._csrf.verify_signature(session.sid, token.encode("utf-8", "replace"))
+        if not token:
+            return False
+        return self._csrf.verify_signature(session.sid, token.encode("utf-8", "replace"))
 
 
 def new_session(key_id: str = "", ttl_s: float = ANONYMOUS_TTL_S) -> DashboardSession:

@@ -177,14 +177,15 @@ class Run:
             if job_id is not None:
                 self.tally.reattached += 1
             else:
-                job_id = (await self.client.submit([ln.request for ln in lines], idempotency_key=key)).id
+                job_id = (await self.client.submit([_request(ln) for ln in lines], idempotency_key=key)).id
                 self.state.record(key, job_id, [ln.number for ln in lines])
                 self.tally.submitted += 1
             view = await self.client.wait(job_id, timeout=self.job_timeout)
         except InvalidRequest as error:
             return self._refused(lines, error)
         except JobFailed as error:
-            records = [{"line": ln.number, "job_id": job_id, "error": str(error)} for ln in self._open(lines)]
+            records: list[dict[str, Any]] = [{"line": ln.number, "job_id": job_id, "error": str(error)}
+                                             for ln in self._open(lines)]
             self.tally.failed += len(records)
             self.tally.problems.append(f"lines {lines[0].number}-{lines[-1].number}: {error}")
             self.write(records)
@@ -217,6 +218,11 @@ class Run:
             if lines[index].number not in self.done:
                 self.bad(lines[index], f"refused by the service: {message}")
         return [ln for i, ln in enumerate(lines) if i not in named]
+
+
+def _request(line: Line) -> dict:
+    assert line.request is not None, "plan_groups groups only the lines that parsed into a request"
+    return line.request
 
 
 def plan_groups(lines: list[Line], batch_size: int, done: set[int]) -> list[list[Line]]:

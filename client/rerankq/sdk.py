@@ -114,16 +114,17 @@ class _Operations:
                 continue
             if response.is_success:
                 return response
-            error = error_from_response(response)
-            if isinstance(error, Overloaded):
-                error.attempts = attempt + 1
-            raise error
+            failure = error_from_response(response)
+            if isinstance(failure, Overloaded):
+                failure.attempts = attempt + 1
+            raise failure
 
     def rerank(self, body: dict, wait_timeout: Optional[float]) -> Flow[RerankResponse]:
         response = yield from self.call(_Call("POST", "/v1/rerank", json=body, idempotent=False))
         if response.status_code == 202:  # not done within the server's sync timeout: poll the job
             accepted = JobAccepted.model_validate(response.json())
             view = yield from self.wait(accepted.id, wait_timeout)
+            assert view.results is not None, "a succeeded job's view carries its results"
             return view.results[0]
         return RerankResponse.model_validate(response.json())
 

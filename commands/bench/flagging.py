@@ -25,6 +25,7 @@ def finish_one_job(url: str, n_docs: int, rule) -> float:
                    queue="q", chunk_pairs=n_docs)
     with session_scope(url) as session:
         work = claim_chunk(session, job_id, 0, 3)
+    assert work is not None, "the new job's only chunk is pending"
     scores = [i / n_docs for i in range(n_docs)]
     start = time.perf_counter()
     with session_scope(url) as session:

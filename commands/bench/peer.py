@@ -69,10 +69,12 @@ class InfinityPeer:
         return self
 
     def _wait_ready(self) -> None:
+        process = self.process
+        assert process is not None, "_wait_ready runs once __enter__ has started the peer"
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PeerError(f"infinity_emb exited ({self.process.returncode}); see {self.log_path}:\n"
+            if process.poll() is not None:
+                raise PeerError(f"infinity_emb exited ({process.returncode}); see {self.log_path}:\n"
                                 + _tail(self.log_path))
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Mapping, Optional
 
 import httpx
 
@@ -38,7 +38,8 @@ from commands.bench.workloads import Job, TextMaker
 from core.stats import percentile
 from rerankq import RerankClient
 
-CEILING_MODEL = dict(vocab_size=151_669, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
+# build_tiny_qwen3's keyword arguments (ints, and a float init_range)
+CEILING_MODEL: dict[str, Any] = dict(vocab_size=151_669, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
 
 PIPELINE_TARGETS = {
     "interactive_req_s_vs_peer": ("interactive: rerankq req/s >= 0.8 x Infinity's", 0.8, False),
@@ -244,7 +245,7 @@ class PipelineBench:
                                                  extra_env=slow_host, database_url=url))
         return system
 
-    def measure(self, parts: dict[str, Optional[int]], action: Callable[[], Drive]) -> tuple[Drive, dict]:
+    def measure(self, parts: Mapping[str, Optional[int]], action: Callable[[], Drive]) -> tuple[Drive, dict]:
         import os
 
         meter = StackCpu({**parts, "client": os.getpid()})

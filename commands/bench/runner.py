@@ -33,8 +33,9 @@ from workers.batch_plan import max_tokens_for
 
 VOCAB = 151_669
 # Qwen3-shaped, real vocabulary: small enough for a few minutes on 2 CPU cores.
-BENCH_MODEL = dict(vocab_size=VOCAB, hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, init_range=0.07)
-QUICK_MODEL = dict(vocab_size=VOCAB, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
+# build_tiny_qwen3's keyword arguments (ints, and a float init_range)
+BENCH_MODEL: dict[str, Any] = dict(vocab_size=VOCAB, hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, init_range=0.07)
+QUICK_MODEL: dict[str, Any] = dict(vocab_size=VOCAB, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=192, init_range=0.14)
 CLASSIC_WORKLOADS = ("small", "bulk", "mixed", "long", "idle")
 PIPELINE_WORKLOADS = ("ceiling", "interactive")  # commands/bench/pipeline.py
 ALL_WORKLOADS = CLASSIC_WORKLOADS + PIPELINE_WORKLOADS
@@ -257,7 +258,9 @@ class Bench:
 def _direct_rank(run) -> float:
     """The better direct run: the faster one (for latency workloads: the lower job p50)."""
     if run.job_seconds:
-        return -report.percentile(run.job_seconds, 50)
+        p50 = report.percentile(run.job_seconds, 50)
+        assert p50 is not None  # the list is not empty
+        return -p50
     return run.pairs_per_s
 
 
@@ -282,7 +285,7 @@ def main(options: BenchOptions) -> dict[str, Any]:
         options.databases = Databases(options.database_url, stack)
         classic = any(w in CLASSIC_WORKLOADS for w in options.workloads)
         started = time.time()
-        result = Bench(options).run() if classic else {
+        result: dict[str, Any] = Bench(options).run() if classic else {
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": options.quick,
             "workloads": [], "machine": {"cpus": os.cpu_count(), "loadavg_at_start": loadavg()}}
         result["database"] = options.databases.label

@@ -89,8 +89,9 @@ def _convert_scores(bind) -> None:
         for chunk in list(bind.execute(sa.select(chunks.c.id, chunks.c.request_idx, chunks.c.doc_start,
                                                  chunks.c.doc_end).where(chunks.c.job_id == job_id))):
             docs = by_request.get(chunk.request_idx, {})
-            rows = [docs.get(i) for i in range(chunk.doc_start, chunk.doc_end)]
-            if not rows or any(r is None for r in rows):
+            found = [docs.get(i) for i in range(chunk.doc_start, chunk.doc_end)]
+            rows = [r for r in found if r is not None]
+            if not rows or len(rows) != len(found):  # a document without a score: not converted
                 continue
             first = rows[0]
             digest = _digest(first.model, first.model_revision, first.score_type, first.instruction, first.degraded)
@@ -133,7 +134,7 @@ def downgrade() -> None:
         sa.select(chunks.c.job_id, chunks.c.request_idx, chunks.c.doc_start, chunks.c.finished_at, packed.c.scores,
                   metas.c.model, metas.c.model_revision, metas.c.score_type, metas.c.instruction, metas.c.degraded)
         .join(packed, packed.c.chunk_id == chunks.c.id).join(metas, metas.c.id == packed.c.score_meta_id)))
-    rows = []
+    rows: list[dict] = []
     for chunk in source:
         values = struct.unpack(f"<{len(chunk.scores) // 4}f", chunk.scores)
         created = chunk.finished_at or datetime.now(timezone.utc)
