@@ -63,7 +63,9 @@ def test_pipeline_workloads_with_a_peer_side_by_side(tmp_path):
     for row in (ours, peer):
         assert row["req_per_s"] > 0 and 0 < row["latency_p50_ms"] <= row["latency_p99_ms"]
     # Every part of the stack used CPU, counted per request and per pair; the peer is one process.
-    assert PARTS <= set(ours["ms_per_request"]) and all(ours["cpu_s"][p] > 0 for p in ("api", "worker", "redis"))
+    # Redis may round to 0: /proc counts CPU in 10 ms ticks, and 12 requests cost it less than one.
+    assert PARTS <= set(ours["ms_per_request"]) and all(ours["cpu_s"][p] > 0 for p in ("api", "worker"))
+    assert ours["cpu_s"]["redis"] >= 0
     assert ours["us_per_pair"]["worker"] == pytest.approx(1e6 * ours["cpu_s"]["worker"] / 120, rel=0.01)
     assert set(peer["cpu_s"]) == {"peer", "client", "total"} and peer["cpu_s"]["peer"] > 0
     assert ours["worker_outside_forward_ms_per_request"] >= 0 and ours["forward_s"] > 0
