@@ -191,9 +191,13 @@ def test_dashboard_needs_a_review_login_when_auth_is_on(secured_review_api, revi
         assert sam.get("/v1/reviews").status_code == 403
     with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {keys['ada']}"}) as ada:
         assert ada.get(f"/v1/reviews/{case['id']}").status_code == 200  # admins see every tenant
+    # A key of its own to revoke: the secured API and its keys are shared by the whole session.
+    made = review_stack.cli("keys", "create", "--name", "revoked-reviewer", "--scopes", "review", "--tenant", "reviewers")
+    assert made.returncode == 0, made.stderr
+    doomed = made.stdout.strip().splitlines()[-1]
     with httpx.Client(base_url=base, timeout=30) as browser:
         token = csrf_of(browser.get("/dashboard/login").text)
-        browser.post("/dashboard/login", data={"api_key": keys["rex"], "csrf_token": token})
+        browser.post("/dashboard/login", data={"api_key": doomed, "csrf_token": token})
         assert browser.get("/dashboard/queue").status_code == 200
-        assert review_stack.cli("keys", "revoke", keys["rex"].split("_")[1]).returncode == 0
+        assert review_stack.cli("keys", "revoke", doomed.split("_")[1]).returncode == 0
         assert browser.get("/dashboard/queue").status_code == 303, "a revoked key ends its sessions at once"
