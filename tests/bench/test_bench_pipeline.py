@@ -67,7 +67,8 @@ def test_pipeline_workloads_with_a_peer_side_by_side(tmp_path):
     assert PARTS <= set(ours["ms_per_request"]) and all(ours["cpu_s"][p] > 0 for p in ("api", "worker"))
     assert ours["cpu_s"]["redis"] >= 0
     assert ours["us_per_pair"]["worker"] == pytest.approx(1e6 * ours["cpu_s"]["worker"] / 120, rel=0.01)
-    assert set(peer["cpu_s"]) == {"peer", "client", "total"} and peer["cpu_s"]["peer"] > 0
+    # The fake peer's CPU may round to 0 as Redis's does (10 ms ticks): only the accounting is checked.
+    assert set(peer["cpu_s"]) == {"peer", "client", "total"} and peer["cpu_s"]["peer"] >= 0
     assert ours["worker_outside_forward_ms_per_request"] >= 0 and ours["forward_s"] > 0
     # The fake peer scored 1/(1+len): not the model, and the bench says how far apart they are.
     assert peer["max_score_diff_vs_rerankq"] > 0
