@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated, Iterator, Optional
 
 from fastapi import Depends, Path
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from api.auth import ReviewDep, SubmitDep
@@ -48,18 +47,19 @@ def stored_job(session: Session, job_id: str, owner: Optional[str] = None,
 
 
 def check_job_owner(state: AppState, job_id: str, principal: Principal) -> str:
-    """`job_id` when the caller's tenant owns the job and it has not expired, else 404."""
+    """`job_id` when the caller's tenant owns the job and it has not expired, else 404. In a short
+    session of its own, for GET /v1/jobs/{id}?wait=: a wait must not hold a pooled connection."""
     with session_scope(state.settings.database_url) as session:
         stored_job(session, job_id, principal.owner_filter, state.settings.retention_days)
     return job_id
 
 
-# Owned job ids are checked in a short session of their own, held by no later wait.
-async def submitted_job(state: StateDep, principal: SubmitDep, job_id: str = JobIdPath) -> str:
-    return await run_in_threadpool(check_job_owner, state, job_id, principal)
+def submitted_job(session: SessionDep, state: StateDep, principal: SubmitDep, job_id: str = JobIdPath) -> Job:
+    """The job a submit-scoped key's tenant owns (DELETE /v1/jobs/{id}), in the route's own session."""
+    return stored_job(session, job_id, principal.owner_filter, state.settings.retention_days)
 
 
-SubmittedJobId = Annotated[str, Depends(submitted_job)]
+SubmittedJob = Annotated[Job, Depends(submitted_job)]
 
 
 def owned_case(session: SessionDep, principal: ReviewDep, case_id: int = CaseIdPath) -> LowConfidenceCase:

@@ -76,15 +76,11 @@ class JobWaiters:
             except asyncio.CancelledError:
                 pass
 
-    async def wait(self, job_id: str, timeout_s: float, finished: Callable[[], Awaitable[bool]]) -> bool:
-        """True once the job has finished, False after `timeout_s`. `finished` (a store check) runs
-        after the request is registered, so a notice sent between the two is never missed."""
-        return (await self.wait_for_notice(job_id, timeout_s, finished))[0]
-
     async def wait_for_notice(self, job_id: str, timeout_s: float,
                               finished: Callable[[], Awaitable[bool]]) -> tuple[bool, Optional[str]]:
-        """As `wait`, with the payload of the notice that woke the request (None when there was
-        none: a bare notice, a store check, a timeout)."""
+        """(True once the job has finished, False after `timeout_s`; the payload of the notice that woke
+        the request, None when there was none: a bare notice, a store check, a timeout). `finished` (a
+        store check) runs after the request is registered, so a notice sent between the two is never missed."""
         event = asyncio.Event()
         self._waiting.setdefault(job_id, set()).add(event)
         try:

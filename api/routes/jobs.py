@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import ReadDep, SubmitDep
 from api.callbacks import check_callback_url
-from api.deps import SessionDep, SubmittedJobId, check_job_owner, stored_job
+from api.deps import SessionDep, SubmittedJob, check_job_owner, stored_job
 from api.job_wait import wait_until_done
 from api.state import AppState, StateDep
 from api.errors import ApiError
@@ -80,14 +80,17 @@ def _page(state: AppState, job_id: str, offset: int, limit: int) -> JobView:
 
 @router.delete("/{job_id}", response_model=JobView, operation_id="cancel_job",
                responses={404: {"description": "No such job."}, 409: {"description": "Already finished."}})
-def cancel(job_id: SubmittedJobId, session: SessionDep, state: StateDep):
+def cancel(job: SubmittedJob, session: SessionDep, state: StateDep):
     """Cancel a job that has not finished; chunks already running stop at their next check."""
+    job_id = job.id
     if not cancel_job(session, job_id):
-        raise ApiError(409, "already_finished", f"job {job_id} has already finished ({stored_job(session, job_id).status})")
+        session.refresh(job)
+        raise ApiError(409, "already_finished", f"job {job_id} has already finished ({job.status})")
     session.commit()  # stored before the workers are told
     try:
         state.redis.set(cancelled_key(job_id), "1", ex=86400)
         state.redis.publish(JOBS_DONE_CHANNEL, job_id)
     except redis.RedisError:
         pass  # workers also see the cancelled status in the store when they claim
-    return job_view(session, stored_job(session, job_id), 0, state.settings.job_results_page)
+    session.refresh(job)
+    return job_view(session, job, 0, state.settings.job_results_page)
