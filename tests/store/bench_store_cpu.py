@@ -12,6 +12,7 @@ store.chunk_batch, one transaction per group, as the worker's committer does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from commands.bench.databases import Databases
 from rerankq.schemas import RerankRequest
 from store.db import session_scope
 from store.jobs import create_job
@@ -82,13 +84,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="empty: a new SQLite file; 'postgres': a throwaway cluster")
     options = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="rerankq-store-cpu-"))
-    cluster = None
+    cleanup = contextlib.ExitStack()  # stops the throwaway cluster of --database-url postgres
     try:
-        url = options.database_url or f"sqlite:///{root / 'store.db'}"
-        if url == "postgres":
-            from commands.pg_cluster import PostgresCluster
-            cluster = PostgresCluster().start()
-            url = cluster.create_database("cpu")
+        url = Databases(options.database_url, cleanup).url_for("cpu") or f"sqlite:///{root / 'store.db'}"
         upgrade(url)
         run(url, make_jobs(url, 20, options.docs), max(options.group))  # warm-up: engine, caches, meta row
         for group in options.group:
@@ -99,8 +97,7 @@ def main() -> None:
                   f" + save {save_cpu / n * 1000:.2f} ms = {(claim_cpu + save_cpu) / n * 1000:.2f} ms CPU per chunk, "
                   f"{(claim_cpu + save_cpu) / (n * options.docs) * 1000:.3f} ms per pair")
     finally:
-        if cluster is not None:
-            cluster.stop()
+        cleanup.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ The whole store also holds the jobs and the request texts (kept as submitted).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from commands.bench.databases import Databases
 from rerankq.schemas import RerankRequest
 from store.chunk_batch import ChunkSave, claim_chunks, save_chunks
 from store.db import get_engine, session_scope
@@ -109,22 +111,17 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="empty: a new SQLite file; 'postgres': a throwaway cluster")
     options = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="rerankq-size-"))
-    cluster = None
+    cleanup = contextlib.ExitStack()  # stops the throwaway cluster of --database-url postgres
     try:
-        url = options.database_url or f"sqlite:///{root / 'store.db'}"
-        if url == "postgres":
-            from commands.pg_cluster import PostgresCluster
-            cluster = PostgresCluster().start()
-            url = cluster.create_database("size")
+        url = Databases(options.database_url, cleanup).url_for("size") or f"sqlite:///{root / 'store.db'}"
         upgrade(url)
         pairs = store_pairs(url, options.pairs, options.docs, options.requests_per_job)
         label = f"{get_engine(url).dialect.name}, {options.requests_per_job} x {options.docs}-document requests a job"
-        print(measure(url, pairs).line(label + (" (as written)" if cluster or "postgres" in url else "")))
+        print(measure(url, pairs).line(label + (" (as written)" if "postgres" in url else "")))
         if get_engine(url).dialect.name == "postgresql":
             print(measure(url, pairs, vacuum_full=True).line(label + " (after VACUUM FULL)"))
     finally:
-        if cluster is not None:
-            cluster.stop()
+        cleanup.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -13,6 +13,7 @@ into SQL (store/ and SQLAlchemy/driver frames), model, Redis, Celery and the res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from commands.bench.databases import Databases
 from tests.support.stack import RedisProcess, Stack
 
 # First match wins, tested against the whole stack of a sample (innermost frames last).
@@ -138,16 +140,12 @@ def main() -> None:
     from commands.bench.model_builder import build_tiny_cross_encoder
 
     root = Path(tempfile.mkdtemp(prefix="rerankq-store-bench-"))
-    cluster = None
+    cleanup = contextlib.ExitStack()  # stops the throwaway cluster of --database-url postgres
     stack = None
     spy = None
     try:
         model = build_tiny_cross_encoder(root / "model")
-        url = options.database_url
-        if url == "postgres":
-            from commands.pg_cluster import PostgresCluster
-            cluster = PostgresCluster().start()
-            url = cluster.create_database("bench")
+        url = Databases(options.database_url, cleanup).url_for("bench")
         redis = RedisProcess(root / "redis").start()
         stack = Stack(root=root, redis=redis, database_url=url or f"sqlite:///{root / 'rerankq.db'}", model_dir=model,
                       extra_env={"RERANKQ_SYNC_TIMEOUT_S": "120", "RERANKQ_MAX_QUEUE_DEPTH": "100000",
@@ -198,8 +196,7 @@ def main() -> None:
             spy.kill()
         if stack is not None:
             stack.stop()
-        if cluster is not None:
-            cluster.stop()
+        cleanup.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
