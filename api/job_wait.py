@@ -4,10 +4,12 @@ listener per API process), with a cheap status check, never a poll loop per requ
 
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from fastapi.concurrency import run_in_threadpool
 
+from api.job_waiters import Expected
 from api.state import AppState
 from rerankq.schemas import JobStatus
 from store.db import session_scope
@@ -25,6 +27,16 @@ async def wait_for_notice(state: AppState, job_id: str, timeout_s: float) -> tup
     assert state.waiters is not None, "the app's lifespan starts the job waiters"
     return await state.waiters.wait_for_notice(job_id, timeout_s,
                                                lambda: run_in_threadpool(job_finished, state, job_id))
+
+
+@contextmanager
+def expecting(state: AppState, job_id: str) -> Iterator[Expected]:
+    """Listen for a job about to be submitted under `job_id`: registered before it is published, it
+    needs no store check. While the listener is down the waiter still wakes, from the store
+    recheck that runs every half second then."""
+    assert state.waiters is not None, "the app's lifespan starts the job waiters"
+    with state.waiters.expecting(job_id) as expected:
+        yield expected
 
 
 def job_finished(state: AppState, job_id: str) -> bool:

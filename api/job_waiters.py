@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, Iterable, Optional
+from contextlib import contextmanager
+from typing import Awaitable, Callable, Iterable, Iterator, Optional
 
 import redis
 import redis.asyncio as aioredis
@@ -46,6 +47,21 @@ def finished_jobs(database_url: str, job_ids: Iterable[str]) -> set[str]:
             found.update(session.scalars(select(Job.id).where(Job.id.in_(ids[start:start + IDS_PER_QUERY]),
                                                               Job.status.in_(FINISHED))))
     return found
+
+
+class Expected:
+    """One registered waiter (JobWaiters.expecting)."""
+
+    def __init__(self, waiters: "JobWaiters", job_id: str, event: asyncio.Event) -> None:
+        self._waiters, self._job_id, self._event = waiters, job_id, event
+
+    async def wait(self, timeout_s: float) -> tuple[bool, Optional[str]]:
+        """(True once woken, False after `timeout_s`; the notice's payload, None when it had none)."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout=timeout_s)
+        except asyncio.TimeoutError:
+            return False, None
+        return True, self._waiters._payloads.get(self._job_id)
 
 
 class JobWaiters:
@@ -81,16 +97,19 @@ class JobWaiters:
         """(True once the job has finished, False after `timeout_s`; the payload of the notice that woke
         the request, None when there was none: a bare notice, a store check, a timeout). `finished` (a
         store check) runs after the request is registered, so a notice sent between the two is never missed."""
+        with self.expecting(job_id) as expected:
+            if await finished():
+                return True, self._payloads.get(job_id)
+            return await expected.wait(timeout_s)
+
+    @contextmanager
+    def expecting(self, job_id: str) -> Iterator["Expected"]:
+        """Register a waiter for `job_id` now. For a job registered before it was published no notice
+        can come too early, so `Expected.wait` needs no store check (POST /v1/rerank)."""
         event = asyncio.Event()
         self._waiting.setdefault(job_id, set()).add(event)
         try:
-            if await finished():
-                return True, self._payloads.get(job_id)
-            try:
-                await asyncio.wait_for(event.wait(), timeout=timeout_s)
-                return True, self._payloads.get(job_id)
-            except asyncio.TimeoutError:
-                return False, None
+            yield Expected(self, job_id, event)
         finally:
             events = self._waiting.get(job_id)
             if events is not None:

@@ -3,6 +3,12 @@
 The job row is committed before its messages are published, so a fast worker always finds
 it. If publishing fails, the job stays `queued` with no `published_at`, and a worker's
 sweeper publishes it later: an accepted job is never lost.
+
+The jobs that concurrent requests submit together are written by the process's group committer
+(store/group_commit.py) in one transaction, and the caller waits for that commit; a job whose
+write fails (a reused idempotency key, a tenant over quota) is retried alone, so only its own
+request sees the error. Marking a job published is not waited for: the mark only keeps the
+sweeper from publishing it again, and a duplicate message is harmless.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import uuid
 from typing import Optional, Sequence
 
 import redis
+from concurrent.futures import Future
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.admission import Reservation, try_admit
 from api.state import AppState
@@ -23,7 +31,8 @@ from api.served_models import resolve_model
 from api.shadow import shadow_later
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
-from store.jobs import create_job, find_by_idempotency_key, mark_published, plan_chunks
+from store.group_commit import committer
+from store.jobs import ChunkPlan, NewJob, find_by_idempotency_key, insert_jobs, mark_all_published, plan_chunks
 from store.tenant_quota import lock_tenant, tenant_pending_pairs
 from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name
 
@@ -56,6 +65,10 @@ def check_tenant_quota(session, owner: Optional[str], limit: int) -> None:
                        headers={"Retry-After": "2"})
 
 
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
 def submit(
     state: AppState,
     requests: Sequence[RerankRequest],
@@ -64,9 +77,11 @@ def submit(
     owner: Optional[str] = None,
     idempotency_key: Optional[str] = None,
     callback_url: Optional[str] = None,
+    job_id: Optional[str] = None,
 ) -> tuple[str, str, bool]:
     """Store and publish a job; returns (job id, status, created). A repeated idempotency key
-    returns the first job and creates nothing."""
+    returns the first job and creates nothing. `job_id` lets a caller that waits for the job
+    listen for it before it can finish."""
     settings = state.settings
     fingerprint = request_fingerprint(requests, callback_url)  # the body as sent, before aliases resolve
     for request in requests:  # the job, its queue and its results name the served model, never an alias
@@ -79,19 +94,13 @@ def submit(
     n_pairs = sum(len(r.documents) for r in requests)
     lane = INTERACTIVE if kind == "sync" or n_pairs <= settings.interactive_max_pairs else BULK
     queue = queue_name(model, lane)
-    job_id = str(uuid.uuid4())
-    plans = plan_chunks(requests, settings.chunk_pairs)
-    reservation = admit(state, model, len(plans))
+    job = NewJob(job_id or new_job_id(), requests, model, queue, settings.chunk_pairs, kind, owner,
+                 idempotency_key, callback_url, fingerprint)
+    reservation = admit(state, model, len(plan_chunks(requests, settings.chunk_pairs)))
+    writer = committer(settings.database_url)
     try:
         try:
-            with session_scope(settings.database_url) as session:
-                if owner is not None and settings.max_tenant_pairs:
-                    lock_tenant(session, owner)
-                _job, plans = create_job(session, job_id=job_id, requests=requests, model=model, queue=queue,
-                                         chunk_pairs=settings.chunk_pairs, kind=kind, owner=owner,
-                                         idempotency_key=idempotency_key, callback_url=callback_url)
-                _job.request_hash = fingerprint
-                check_tenant_quota(session, owner, settings.max_tenant_pairs)  # 429 rolls the job back
+            plans: list[ChunkPlan] = writer.run(_store_jobs, (job, settings.max_tenant_pairs))
         except IntegrityError:
             existing = _existing(settings.database_url, owner, idempotency_key, fingerprint) if idempotency_key else None
             if existing is None:
@@ -100,16 +109,38 @@ def submit(
         try:
             if settings.fault_publish_fails:
                 raise ConnectionError("publishing disabled by RERANKQ_FAULT_PUBLISH_FAILS")
-            publish_chunks(state.celery, job_id, [p.chunk_idx for p in plans], queue)
-            with session_scope(settings.database_url) as session:
-                mark_published(session, job_id)
+            publish_chunks(state.celery, job.job_id, [p.chunk_idx for p in plans], queue)
+            writer.submit(_mark_published, job.job_id).add_done_callback(_log_mark_failure)
         except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
-            log.warning("publishing job %s failed (%s); the sweeper will publish it", job_id, error)
+            log.warning("publishing job %s failed (%s); the sweeper will publish it", job.job_id, error)
     finally:
         _release(state, reservation)
     record_submission(kind, model, requests)
-    shadow_later(state, job_id, model, len(requests))  # a sampled copy per shadow model, off this thread
-    return job_id, JobStatus.queued.value, True
+    shadow_later(state, job.job_id, model, len(requests))  # a sampled copy per shadow model, off this thread
+    return job.job_id, JobStatus.queued.value, True
+
+
+def _store_jobs(session: Session, items: Sequence[tuple[NewJob, int]]) -> list[list[ChunkPlan]]:
+    """One group of submits in one transaction. Tenants under a quota are locked in a fixed order
+    (no deadlock between two API processes) and checked after the rows are written, so the count
+    includes the group's own jobs; a 429 fails the group, which is then retried job by job."""
+    for tenant in sorted({job.owner for job, limit in items if job.owner is not None and limit}):
+        lock_tenant(session, tenant)
+    plans = insert_jobs(session, [job for job, _limit in items])
+    for job, limit in items:
+        check_tenant_quota(session, job.owner, limit)
+    return plans
+
+
+def _mark_published(session: Session, job_ids: Sequence[str]) -> list[None]:
+    mark_all_published(session, job_ids)
+    return [None] * len(job_ids)
+
+
+def _log_mark_failure(future: Future) -> None:
+    if future.exception() is not None:
+        log.warning("could not mark a job published (%s); a worker's sweeper may publish it again, harmlessly",
+                    future.exception())
 
 
 def _existing(url: str, owner: Optional[str], key: str, fingerprint: str) -> Optional[tuple[str, str]]:

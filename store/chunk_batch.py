@@ -1,6 +1,6 @@
 """Claim, and save, many chunks in one transaction with a few set-based statements.
 
-The worker's group commit (workers/group_commit.py) hands in every chunk that arrived together
+The worker's group commit (store/group_commit.py) hands in every chunk that arrived together
 (claims) or that one forward pass finished (saves). Exactly-once stays with the keys:
 a claim counts an attempt only on a pending chunk of an active job; a save inserts the chunk's
 packed scores with `ON CONFLICT DO NOTHING` on the chunk's key, and only the insert that
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Optional, Sequence, Union, cast
+from typing import Callable, Optional, Sequence, Union
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import JobStatus
@@ -22,13 +22,11 @@ from store.case_repeats import insert_cases
 from store.jobs import ACTIVE
 from store.packed_scores import (ScoreMeta, StoredScore, insert_ignoring_duplicates, meta_ids, pack, scores_by_request,
                                  unpack)
-from store.tables import ChunkScores, Job, JobChunk, JobRequest, utcnow
+from store.tables import JOB_CHUNKS, JOB_REQUESTS, JOBS, ChunkScores, Job, JobChunk, utcnow
 
 # Statements built once, as plain Core (no ORM layer), with expanding IN parameters: building a
 # statement costs more CPU than SQLite takes to run it, and the worker runs these for every group.
-# (Declarative __table__ is typed FromClause; a mapped class's is a Table, which update() takes.)
-_chunks, _jobs, _requests = (cast(Table, JobChunk.__table__), cast(Table, Job.__table__),
-                             cast(Table, JobRequest.__table__))
+_chunks, _jobs, _requests = JOB_CHUNKS, JOBS, JOB_REQUESTS
 _NOW = bindparam("now", type_=_chunks.c.finished_at.type)
 CLAIMABLE = (
     select(_chunks.c.id, _chunks.c.job_id, _chunks.c.chunk_idx, _chunks.c.request_idx, _chunks.c.doc_start,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
 
 from rerankq.schemas import (
@@ -23,7 +23,7 @@ from rerankq.schemas import (
 )
 from store.packed_scores import StoredScore, scored_pairs, scores_by_request
 from store.query_keys import query_key
-from store.tables import Job, JobChunk, JobRequest, utcnow
+from store.tables import JOB_CHUNKS, JOB_REQUESTS, JOBS, Job, JobRequest, utcnow
 
 ACTIVE = ACTIVE_STATUSES
 
@@ -46,6 +46,50 @@ def plan_chunks(requests: Sequence[RerankRequest], chunk_pairs: int) -> list[Chu
     return plans
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job as the API accepted it, before its rows exist."""
+
+    job_id: str
+    requests: Sequence[RerankRequest]
+    model: str
+    queue: str
+    chunk_pairs: int
+    kind: str = "async"
+    owner: Optional[str] = None
+    idempotency_key: Optional[str] = None
+    callback_url: Optional[str] = None
+    request_hash: Optional[str] = None
+
+
+def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> list[list[ChunkPlan]]:
+    """Write the jobs, their requests and chunk rows (committed by the caller) with one executemany
+    INSERT per table, whatever the number of jobs: what an API process's group commit runs for
+    every submit that arrived together. Returns each job's chunk plan."""
+    now = utcnow()
+    plans = [plan_chunks(job.requests, job.chunk_pairs) for job in jobs]
+    session.execute(insert(JOBS), [_job_row(job, job_plans, now) for job, job_plans in zip(jobs, plans)])
+    session.execute(insert(JOB_REQUESTS), [
+        {"job_id": job.job_id, "request_idx": i, "query": r.query, "instruction": r.instruction,
+         "documents": r.document_texts(), "top_n": r.top_n, "return_documents": r.return_documents,
+         "max_tokens_per_doc": r.max_tokens_per_doc, "text_hashed": False, "query_key": query_key(r.query)}
+        for job in jobs for i, r in enumerate(job.requests)])
+    session.execute(insert(JOB_CHUNKS), [
+        {"job_id": job.job_id, "chunk_idx": p.chunk_idx, "request_idx": p.request_idx, "doc_start": p.doc_start,
+         "doc_end": p.doc_end, "status": "pending", "attempts": 0}
+        for job, job_plans in zip(jobs, plans) for p in job_plans])
+    return plans
+
+
+def _job_row(job: NewJob, plans: Sequence[ChunkPlan], now) -> dict:
+    return {"id": job.job_id, "status": JobStatus.queued.value, "model": job.model, "queue": job.queue,
+            "kind": job.kind, "n_requests": len(job.requests), "n_chunks": len(plans),
+            "n_pairs": sum(len(r.documents) for r in job.requests), "owner": job.owner,
+            "idempotency_key": job.idempotency_key, "request_hash": job.request_hash,
+            "callback_url": job.callback_url, "callback_status": "pending" if job.callback_url else None,
+            "callback_attempts": 0, "created_at": now}
+
+
 def create_job(
     session: Session,
     *,
@@ -59,43 +103,11 @@ def create_job(
     idempotency_key: Optional[str] = None,
     callback_url: Optional[str] = None,
 ) -> tuple[Job, list[ChunkPlan]]:
-    """Write the job, its requests and chunk rows in one transaction (committed by the caller)."""
-    plans = plan_chunks(requests, chunk_pairs)
-    job = Job(
-        id=job_id,
-        status=JobStatus.queued.value,
-        model=model,
-        queue=queue,
-        kind=kind,
-        n_requests=len(requests),
-        n_chunks=len(plans),
-        n_pairs=sum(len(r.documents) for r in requests),
-        owner=owner,
-        idempotency_key=idempotency_key,
-        callback_url=callback_url,
-        callback_status="pending" if callback_url else None,
-    )
-    session.add(job)
-    session.flush()
-    session.add_all(
-        JobRequest(
-            job_id=job_id,
-            request_idx=i,
-            query=r.query,
-            instruction=r.instruction,
-            documents=r.document_texts(),
-            top_n=r.top_n,
-            return_documents=r.return_documents,
-            max_tokens_per_doc=r.max_tokens_per_doc,
-            query_key=query_key(r.query),
-        )
-        for i, r in enumerate(requests)
-    )
-    session.add_all(
-        JobChunk(job_id=job_id, chunk_idx=p.chunk_idx, request_idx=p.request_idx, doc_start=p.doc_start, doc_end=p.doc_end)
-        for p in plans
-    )
-    session.flush()
+    """One job's rows (committed by the caller), and the job read back."""
+    [plans] = insert_jobs(session, [NewJob(job_id, requests, model, queue, chunk_pairs, kind, owner,
+                                           idempotency_key, callback_url)])
+    job = session.get(Job, job_id)
+    assert job is not None, "just inserted in this transaction"
     return job, plans
 
 
@@ -106,7 +118,13 @@ def find_by_idempotency_key(session: Session, owner: Optional[str], key: str) ->
 
 
 def mark_published(session: Session, job_id: str) -> None:
-    session.execute(update(Job).where(Job.id == job_id, Job.published_at.is_(None)).values(published_at=utcnow()))
+    mark_all_published(session, [job_id])
+
+
+def mark_all_published(session: Session, job_ids: Sequence[str]) -> None:
+    """Record that the jobs' messages are on the broker, so the sweeper leaves them alone."""
+    session.execute(update(Job).where(Job.id.in_(list(job_ids)), Job.published_at.is_(None))
+                    .values(published_at=utcnow()))
 
 
 def get_job(session: Session, job_id: str, owner: Optional[str] = None) -> Optional[Job]:

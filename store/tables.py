@@ -8,9 +8,10 @@ message can therefore never write a second copy of anything.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, false, func
+from sqlalchemy import (JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, UniqueConstraint,
+                        false, func)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -292,3 +293,9 @@ class DriftReference(Base):
     window_end: Mapped[datetime] = mapped_column()
     pinned: Mapped[bool] = mapped_column(default=False)  # True: set by `rerankq drift pin`, not by a new revision
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The tables themselves, for the hot paths' plain Core statements (store/chunk_batch.py, store/jobs.py).
+# Declarative __table__ is typed FromClause; a mapped class's is a Table, which insert() and update() take.
+JOBS, JOB_REQUESTS, JOB_CHUNKS = (cast(Table, Job.__table__), cast(Table, JobRequest.__table__),
+                                  cast(Table, JobChunk.__table__))

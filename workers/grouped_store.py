@@ -1,9 +1,8 @@
 """The task threads' side of group commit: claim or save one chunk through the process's
-committer (workers/group_commit.py), which runs it in one transaction with its neighbours."""
+committer (store/group_commit.py), which runs it in one transaction with its neighbours."""
 
 from __future__ import annotations
 
-import threading
 from typing import Optional, Sequence
 
 from sqlalchemy.orm import Session
@@ -11,19 +10,7 @@ from sqlalchemy.orm import Session
 from store.chunk_batch import ChunkSave, ChunkWork, Claim, ConfidenceRule, claim_chunks, save_chunks
 from store.claim_lease import raise_if_busy
 from store.packed_scores import ScoreMeta
-from workers.group_commit import GroupCommitter
-
-_committers: dict[str, GroupCommitter] = {}
-_lock = threading.Lock()
-
-
-def committer(url: str) -> GroupCommitter:
-    """The one committer of this process for a database."""
-    with _lock:
-        found = _committers.get(url)
-        if found is None:
-            found = _committers[url] = GroupCommitter(url)
-        return found
+from store.group_commit import committer
 
 
 def _claim_group(session: Session, items: Sequence[tuple[str, int, int, float]]) -> list[Claim]:

@@ -20,7 +20,7 @@ from core.redis_keys import RETENTION_SWEEP_LOCK
 from store.db import session_scope
 from store.document_text import hash_job_texts, unhashed_finished_jobs
 from store.retention_pass import RetentionPolicy, run_pass
-from workers.grouped_store import committer
+from store.group_commit import committer
 
 log = logging.getLogger(__name__)
 LOCK_KEY = RETENTION_SWEEP_LOCK

@@ -16,8 +16,8 @@ from api.errors import ApiError
 from api.limits import check_model, check_request
 from api.served_models import accepted_names
 from api.deps import stored_job
-from api.job_wait import wait_for_notice
-from api.submit import submit
+from api.job_wait import expecting
+from api.submit import new_job_id, submit
 from core.done_payload import decode, response_from
 from rerankq.schemas import DocumentObject, JobAccepted, JobStatus, RerankRequest, RerankResponse
 from store.db import session_scope
@@ -41,9 +41,11 @@ async def rerank(body: RerankRequest, state: StateDep, principal: SubmitDep):
     settings = state.settings
     check_model(body, await run_in_threadpool(accepted_names, settings, state.redis, [body.model]))
     check_request(body, settings)
-    job_id, _status, _created = await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant)
+    job_id = new_job_id()
+    with expecting(state, job_id) as expected:  # listening before the job is published: no store check
+        await run_in_threadpool(submit, state, [body], kind="sync", owner=principal.tenant, job_id=job_id)
+        _done, payload = await expected.wait(settings.sync_timeout_s)
     try:
-        _done, payload = await wait_for_notice(state, job_id, settings.sync_timeout_s)
         answer = response_from(decode(payload), job_id, body)  # the worker's committed scores, when all there
         if answer is not None:  # serialized once here: FastAPI would validate the model again first
             return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")

@@ -15,7 +15,7 @@ from store.db import get_engine, session_scope
 from store.jobs import create_job, get_job, job_view
 from store.packed_scores import ScoreMeta, stored_scores
 from store.tables import ChunkScores
-from workers.group_commit import GroupCommitter
+from store.group_commit import GroupCommitter
 
 META = ScoreMeta(model="m", model_revision="r1", score_type="p_yes", instruction="inst")
 

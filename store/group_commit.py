@@ -1,10 +1,12 @@
-"""Group commit: one store transaction for every chunk claim, or save, that arrives together.
+"""Group commit: one store transaction for every write of one kind that arrives together.
 
-The task threads of a worker claim their chunks as messages arrive and save them when the
-batcher's forward pass resolves their futures, so the saves of one forward pass arrive within
-microseconds of each other. One committer thread per process takes everything queued, runs the
-claims in one transaction and the saves in another (store/chunk_batch.py), and hands each task
-thread its own result. While a transaction runs, the next group gathers behind it: nobody waits
+A worker's task threads claim their chunks as messages arrive and save them when the batcher's
+forward pass resolves their futures, so the saves of one forward pass arrive within microseconds
+of each other; an API process's request threads create jobs as concurrent requests arrive. One
+committer thread per process and database takes everything queued, runs each kind of write (chunk
+claims, chunk saves, new jobs) in one transaction (store/chunk_batch.py, store/jobs.py), and
+hands each caller its own result. On SQLite this also turns many threads polling for the single
+write lock (the busy handler sleeps in growing steps) into one writer per process. While a transaction runs, the next group gathers behind it: nobody waits
 for company on an idle system.
 
 If a group's transaction fails, each of its items is retried alone in its own transaction, so
@@ -51,10 +53,15 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
 
     def run(self, action: GroupAction, payload: Any) -> Any:
+        """Block until the item's transaction has committed; its result, or its exception."""
+        return self.submit(action, payload).result()
+
+    def submit(self, action: GroupAction, payload: Any) -> Future:
+        """Queue the item and return at once: for writes nobody needs to wait for."""
         item = _Item(action, payload, Future())
         self._ensure_thread()
         self._queue.put(item)
-        return item.future.result()
+        return item.future
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -88,9 +95,22 @@ class GroupCommitter:
             if len(group) == 1:
                 group[0].future.set_exception(error)
                 return
-            log.warning("group of %d store writes failed (%s); running them one by one", len(group), error)
+            log.info("group of %d store writes failed (%s); running them one by one", len(group), error)
             for item in group:
                 self._run_group(action, [item])
             return
         for item, result in zip(group, results):
             item.future.set_result(result)
+
+
+_committers: dict[str, GroupCommitter] = {}
+_committers_lock = threading.Lock()
+
+
+def committer(url: str) -> GroupCommitter:
+    """The one committer of this process for a database."""
+    with _committers_lock:
+        found = _committers.get(url)
+        if found is None:
+            found = _committers[url] = GroupCommitter(url)
+        return found
