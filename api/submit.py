@@ -5,10 +5,9 @@ it. If publishing fails, the job stays `queued` with no `published_at`, and a wo
 sweeper publishes it later: an accepted job is never lost.
 
 The jobs that concurrent requests submit together are written by the process's group committer
-(store/group_commit.py) in one transaction, and the caller waits for that commit; a job whose
-write fails (a reused idempotency key, a tenant over quota) is retried alone, so only its own
-request sees the error. Marking a job published is not waited for: the mark only keeps the
-sweeper from publishing it again, and a duplicate message is harmless.
+(store/group_commit.py) in one transaction and published together right after it commits
+(api/job_publish.py); the caller waits for both. A job whose write fails (a reused idempotency
+key, a tenant over quota) is retried alone, so only its own request sees the error.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import uuid
 from typing import Optional, Sequence
 
 import redis
-from concurrent.futures import Future
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,15 +24,16 @@ from api.admission import Reservation, try_admit
 from api.state import AppState
 from api.errors import ApiError
 from api.idempotency import check_same_body, request_fingerprint
+from api.job_publish import Submission, publish_stored
 from api.metrics import record_submission
 from api.served_models import resolve_model
 from api.shadow import shadow_later
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
 from store.group_commit import committer
-from store.jobs import ChunkPlan, NewJob, find_by_idempotency_key, insert_jobs, mark_all_published, plan_chunks
+from store.jobs import ChunkPlan, NewJob, find_by_idempotency_key, insert_jobs, plan_chunks
 from store.tenant_quota import lock_tenant, tenant_pending_pairs
-from core.queue import BULK, INTERACTIVE, publish_chunks, queue_name
+from core.queue import BULK, INTERACTIVE, queue_name
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +99,12 @@ def submit(
     writer = committer(settings.database_url)
     try:
         try:
-            plans: list[ChunkPlan] = writer.run(_store_jobs, (job, settings.max_tenant_pairs))
+            writer.run(_store_jobs, Submission(job, settings.max_tenant_pairs, state), after=publish_stored)
         except IntegrityError:
             existing = _existing(settings.database_url, owner, idempotency_key, fingerprint) if idempotency_key else None
             if existing is None:
                 raise
             return existing + (False,)
-        try:
-            if settings.fault_publish_fails:
-                raise ConnectionError("publishing disabled by RERANKQ_FAULT_PUBLISH_FAILS")
-            publish_chunks(state.celery, job.job_id, [p.chunk_idx for p in plans], queue)
-            writer.submit(_mark_published, job.job_id).add_done_callback(_log_mark_failure)
-        except Exception as error:  # noqa: BLE001 - the sweeper publishes it later
-            log.warning("publishing job %s failed (%s); the sweeper will publish it", job.job_id, error)
     finally:
         _release(state, reservation)
     record_submission(kind, model, requests)
@@ -120,27 +112,16 @@ def submit(
     return job.job_id, JobStatus.queued.value, True
 
 
-def _store_jobs(session: Session, items: Sequence[tuple[NewJob, int]]) -> list[list[ChunkPlan]]:
+def _store_jobs(session: Session, items: Sequence[Submission]) -> list[list[ChunkPlan]]:
     """One group of submits in one transaction. Tenants under a quota are locked in a fixed order
     (no deadlock between two API processes) and checked after the rows are written, so the count
     includes the group's own jobs; a 429 fails the group, which is then retried job by job."""
-    for tenant in sorted({job.owner for job, limit in items if job.owner is not None and limit}):
+    for tenant in sorted({item.job.owner for item in items if item.job.owner is not None and item.tenant_limit}):
         lock_tenant(session, tenant)
-    plans = insert_jobs(session, [job for job, _limit in items])
-    for job, limit in items:
-        check_tenant_quota(session, job.owner, limit)
+    plans = insert_jobs(session, [item.job for item in items])
+    for item in items:
+        check_tenant_quota(session, item.job.owner, item.tenant_limit)
     return plans
-
-
-def _mark_published(session: Session, job_ids: Sequence[str]) -> list[None]:
-    mark_all_published(session, job_ids)
-    return [None] * len(job_ids)
-
-
-def _log_mark_failure(future: Future) -> None:
-    if future.exception() is not None:
-        log.warning("could not mark a job published (%s); a worker's sweeper may publish it again, harmlessly",
-                    future.exception())
 
 
 def _existing(url: str, owner: Optional[str], key: str, fingerprint: str) -> Optional[tuple[str, str]]:

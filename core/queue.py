@@ -1,13 +1,17 @@
 """The Celery app and the queue names: everything the API needs to publish, nothing that imports torch.
 
-Messages carry ids only (`job_id`, `chunk_idx`); the texts stay in the SQL store.
+Messages carry ids only (`job_id`, `chunk_idx`); the texts stay in the SQL store. A message
+carries one chunk (`rerankq.score_chunk`), or the chunks of several small jobs that an API
+process accepted together (`rerankq.score_chunks`, at most one forward pass of pairs): Celery's
+cost per message, on the API's publish and on the worker's consume and ack, is then paid once
+for all of them.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -15,6 +19,7 @@ from kombu import Exchange, Queue
 from core.settings import Settings
 
 TASK_SCORE_CHUNK = "rerankq.score_chunk"
+TASK_SCORE_CHUNKS = "rerankq.score_chunks"
 INTERACTIVE = "interactive"
 BULK = "bulk"
 FALLBACK_LANE = "fallback"  # the degraded-fallback worker's own queue (workers/fallback.py)
@@ -81,21 +86,31 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def publish_chunks(app: Celery, job_id: str, chunk_indices: Iterable[int], queue: str) -> None:
+RETRY_POLICY = {"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5}
+
+
+def publish_chunks(app: Celery, job_id: str, chunk_indices: Iterable[int], queue: str,
+                   countdown: float | None = None) -> None:
     """One message per chunk; the task id is deterministic so duplicates are recognisable.
     The `published_at` header lets the worker measure queue wait (rerankq_queue_wait_seconds)."""
     with app.producer_or_acquire() as producer:
         for chunk_idx in chunk_indices:
-            app.send_task(
-                TASK_SCORE_CHUNK,
-                kwargs={"job_id": job_id, "chunk_idx": chunk_idx},
-                task_id=f"{job_id}:{chunk_idx}",
-                queue=queue,
-                headers={PUBLISHED_AT: time.time()},
-                producer=producer,
-                retry=True,
-                retry_policy={"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5},
-            )
+            app.send_task(TASK_SCORE_CHUNK, kwargs={"job_id": job_id, "chunk_idx": chunk_idx},
+                          task_id=f"{job_id}:{chunk_idx}", queue=queue, headers={PUBLISHED_AT: time.time()},
+                          producer=producer, countdown=countdown, retry=True, retry_policy=RETRY_POLICY)
+
+
+def publish_chunk_group(app: Celery, chunks: Sequence[tuple[str, int]], queue: str) -> None:
+    """The chunks of several jobs, (job_id, chunk_idx) each, in one message (one alone: a plain
+    chunk message). The task id names the first chunk and the count."""
+    if len(chunks) == 1:
+        publish_chunks(app, chunks[0][0], [chunks[0][1]], queue)
+        return
+    first_job, first_chunk = chunks[0]
+    with app.producer_or_acquire() as producer:
+        app.send_task(TASK_SCORE_CHUNKS, kwargs={"chunks": [[job_id, chunk_idx] for job_id, chunk_idx in chunks]},
+                      task_id=f"{first_job}:{first_chunk}+{len(chunks)}", queue=queue,
+                      headers={PUBLISHED_AT: time.time()}, producer=producer, retry=True, retry_policy=RETRY_POLICY)
 
 
 def messages_in_flight(client: Any, queues: Iterable[str]) -> int:

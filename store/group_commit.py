@@ -20,7 +20,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # (session, the items of one group) -> one result per item, in order.
 GroupAction = Callable[[Session, Sequence[Any]], list[Any]]
+# (the payloads, the results) of a group once its transaction has committed, on the committer thread,
+# before any caller is answered: where the API publishes the jobs a group stored, one message for many.
+AfterCommit = Callable[[Sequence[Any], list[Any]], None]
 
 
 @dataclass
@@ -38,6 +41,7 @@ class _Item:
     action: GroupAction
     payload: Any
     future: Future
+    after: Optional[AfterCommit] = None
 
 
 class GroupCommitter:
@@ -52,13 +56,14 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def run(self, action: GroupAction, payload: Any) -> Any:
-        """Block until the item's transaction has committed; its result, or its exception."""
-        return self.submit(action, payload).result()
+    def run(self, action: GroupAction, payload: Any, after: Optional[AfterCommit] = None) -> Any:
+        """Block until the item's transaction has committed (and `after` has run); its result, or its
+        exception. Items group by (action, after): give both as module-level functions."""
+        return self.submit(action, payload, after).result()
 
-    def submit(self, action: GroupAction, payload: Any) -> Future:
+    def submit(self, action: GroupAction, payload: Any, after: Optional[AfterCommit] = None) -> Future:
         """Queue the item and return at once: for writes nobody needs to wait for."""
-        item = _Item(action, payload, Future())
+        item = _Item(action, payload, Future(), after)
         self._ensure_thread()
         self._queue.put(item)
         return item.future
@@ -78,10 +83,10 @@ class GroupCommitter:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            by_action: dict[GroupAction, list[_Item]] = {}
+            by_action: dict[tuple[GroupAction, Optional[AfterCommit]], list[_Item]] = {}
             for item in items:
-                by_action.setdefault(item.action, []).append(item)
-            for action, group in by_action.items():
+                by_action.setdefault((item.action, item.after), []).append(item)
+            for (action, _after), group in by_action.items():
                 self._run_group(action, group)
 
     def _run_group(self, action: GroupAction, group: list[_Item]) -> None:
@@ -99,6 +104,12 @@ class GroupCommitter:
             for item in group:
                 self._run_group(action, [item])
             return
+        after = group[0].after
+        if after is not None:
+            try:
+                after([item.payload for item in group], results)
+            except Exception as error:  # noqa: BLE001 - the group is committed: its callers get their results
+                log.warning("after committing a group of %d store writes: %s", len(group), error)
         for item, result in zip(group, results):
             item.future.set_result(result)
 

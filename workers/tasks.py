@@ -29,7 +29,7 @@ from store.tables import Job
 from store.work import ChunkWork, ScoreMeta, claim_chunk, fail_job, record_error, save_scores
 from workers.metrics import (ATTEMPTS_EXHAUSTED, DB_UNAVAILABLE, DEADLINE, MODEL_ERROR, count_failure, count_flagged,
                              observe_queue_wait)
-from core.queue import INTERACTIVE, PUBLISHED_AT, SHADOW_LANE, TASK_SCORE_CHUNK
+from core.queue import INTERACTIVE, PUBLISHED_AT, SHADOW_LANE, TASK_SCORE_CHUNK, TASK_SCORE_CHUNKS, publish_chunks
 from workers.db_retry import with_db_retry
 from workers.fallback import hand_over, is_fallback
 from workers.grouped_store import claim_grouped, save_grouped
@@ -55,15 +55,37 @@ def register(app: Celery) -> Task:
     def score_chunk(self: Task, job_id: str, chunk_idx: int) -> None:
         runtime = get_runtime()
         observe_queue_wait(getattr(self.request, PUBLISHED_AT, None))
-        lane = (self.request.delivery_info or {}).get("routing_key", "")
         try:
-            # Shadow work waits behind every real pair in the batcher and raises no review cases.
-            priority = 0 if lane.endswith(INTERACTIVE) else 2 if lane.endswith(SHADOW_LANE) else 1
-            run_chunk(runtime, job_id, chunk_idx, priority=priority)
+            run_chunk(runtime, job_id, chunk_idx, priority=lane_priority(_lane(self)))
         except RetryChunk as retry:
             raise self.retry(countdown=retry.countdown, exc=retry.cause)
 
+    @app.task(name=TASK_SCORE_CHUNKS, bind=True, acks_late=True)
+    def score_chunks(self: Task, chunks: list[list]) -> None:
+        from workers.chunk_group import run_chunk_group
+
+        runtime, lane = get_runtime(), _lane(self)
+        for _chunk in chunks:
+            observe_queue_wait(getattr(self.request, PUBLISHED_AT, None))
+
+        def retry_later(job_id: str, chunk_idx: int, countdown: float) -> None:
+            publish_chunks(self.app, job_id, [chunk_idx], lane, countdown=countdown)
+
+        run_chunk_group(runtime, [(str(job_id), int(chunk_idx)) for job_id, chunk_idx in chunks],
+                        lane_priority(lane), retry_later)
+
     return score_chunk
+
+
+def _lane(task: Task) -> str:
+    """The queue the message came from (each queue's routing key is its name: core/queue.py)."""
+    return (task.request.delivery_info or {}).get("routing_key", "")
+
+
+def lane_priority(lane: str) -> int:
+    """Interactive pairs first in the batcher; shadow work waits behind every real pair and raises no
+    review cases."""
+    return 0 if lane.endswith(INTERACTIVE) else 2 if lane.endswith(SHADOW_LANE) else 1
 
 
 class RetryChunk(Exception):

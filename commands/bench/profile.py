@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/rerankq/bench").expanduser())
     parser.add_argument("--out", type=Path, default=Path("bench-results/profile"))
+    parser.add_argument("--gil", action="store_true",
+                        help="Sample only the thread holding the GIL: where each process's Python time goes, "
+                             "without threads blocked in C (a queue get, a socket read) counted as busy.")
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +100,7 @@ def main() -> None:
                 continue
             spies[part] = subprocess.Popen(
                 [py_spy, "record", "--pid", str(pid), "--duration", str(args.seconds), "--rate", "100",
-                 "--format", "raw", "--output", str(args.out / f"{part}.txt")],
+                 "--format", "raw", "--output", str(args.out / f"{part}.txt"), *(["--gil"] if args.gil else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for spy in spies.values():
             spy.wait()

@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
+from api.job_publish import Submission
 from api.submit import _store_jobs
 from rerankq.schemas import RerankRequest
 from store.db import session_scope
@@ -28,10 +29,11 @@ def stored(url: str, job_id: str) -> bool:
 
 
 def grouped(url: str, items: list[tuple[NewJob, int]]) -> tuple[GroupCommitter, list]:
-    """Run the items through a committer as one group: its thread is held until all are queued."""
+    """Run the (job, tenant quota) items through a committer as one group: its thread is held until
+    all are queued. Nothing is published (no `after`): that is api/job_publish.py's test."""
     committer, gate = GroupCommitter(url), threading.Event()
     committer.submit(lambda _session, payloads: [gate.wait(10) for _ in payloads], None)
-    futures = [committer.submit(_store_jobs, item) for item in items]
+    futures = [committer.submit(_store_jobs, Submission(job, limit, None)) for job, limit in items]  # type: ignore[arg-type]
     gate.set()
     for future in futures:
         future.exception(timeout=30)

@@ -1,0 +1,80 @@
+"""Publishing what one group commit stored (store/group_commit.py): the small jobs that concurrent
+requests submitted together leave as one message per queue (core/queue.py `publish_chunk_group`).
+
+This runs on the committer thread right after the group's transaction commits, before any of its
+requests is answered, so a job is in SQL before its message exists and published before its
+submitter hears back. A message carries at most one forward pass of pairs (RERANKQ_MAX_BATCH_PAIRS,
+or one chunk when a chunk alone is larger), so grouping never piles more work on one worker than it
+scores at once; with more workers, the next message goes to the next free one. A publish that fails
+leaves its jobs unmarked, and a worker's sweeper publishes them later.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy.orm import Session
+
+from api.state import AppState
+from core.queue import publish_chunk_group
+from store.group_commit import committer
+from store.jobs import ChunkPlan, NewJob, mark_all_published
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submit as the committer sees it: the job, its tenant's quota (0: none), the app it came to."""
+
+    job: NewJob
+    tenant_limit: int
+    state: AppState
+
+
+def publish_stored(items: Sequence[Submission], plans: list[list[ChunkPlan]]) -> None:
+    """Publish every chunk of the group's jobs, packed per queue into messages of one forward pass."""
+    messages: dict[tuple[int, str], list[list[tuple[str, int]]]] = {}
+    sizes: dict[tuple[int, str], int] = {}
+    apps: dict[int, AppState] = {}
+    for item, job_plans in zip(items, plans):
+        settings = item.state.settings
+        if settings.fault_publish_fails:
+            log.warning("publishing job %s failed (RERANKQ_FAULT_PUBLISH_FAILS); the sweeper will publish it",
+                        item.job.job_id)
+            continue
+        key = (id(item.state), item.job.queue)
+        apps[id(item.state)] = item.state
+        for plan in job_plans:
+            pairs = plan.doc_end - plan.doc_start
+            packed = messages.setdefault(key, [[]])
+            if packed[-1] and sizes[key] + pairs > settings.max_batch_pairs:
+                packed.append([])
+                sizes[key] = 0
+            packed[-1].append((item.job.job_id, plan.chunk_idx))
+            sizes[key] = sizes.get(key, 0) + pairs
+    for (app_id, queue), packed in messages.items():
+        state = apps[app_id]
+        for chunks in packed:
+            job_ids = list(dict.fromkeys(job_id for job_id, _chunk in chunks))
+            try:
+                publish_chunk_group(state.celery, chunks, queue)
+            except Exception as error:  # noqa: BLE001 - the sweeper publishes them later
+                log.warning("publishing jobs %s failed (%s); the sweeper will publish them", ", ".join(job_ids), error)
+                continue
+            committer(state.settings.database_url).submit(_mark_published, job_ids).add_done_callback(_log_mark_failure)
+
+
+def _mark_published(session: Session, groups: Sequence[list[str]]) -> list[None]:
+    """Not waited for: the mark only keeps the sweeper from publishing a job again (harmless if it does)."""
+    mark_all_published(session, [job_id for job_ids in groups for job_id in job_ids])
+    return [None] * len(groups)
+
+
+def _log_mark_failure(future: Future) -> None:
+    if future.exception() is not None:
+        log.warning("could not mark jobs published (%s); a worker's sweeper may publish them again, harmlessly",
+                    future.exception())
