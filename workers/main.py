@@ -55,22 +55,10 @@ def exit_on_load_failure(error: Exception) -> None:
     os._exit(EXIT_MODEL_LOAD_FAILED)
 
 
-def quiet_idle_model_threads() -> None:
-    """Make torch's idle CPU threads sleep instead of spin, unless the operator chose (OMP_WAIT_POLICY).
-
-    libgomp's default keeps each thread of the model's team spinning for a while after every
-    parallel region, so on CPU a worker burns its cores between forward passes while the task
-    threads, the committer and a co-located API want them. Measured on 2 cores with the bench's
-    interactive workload: worker CPU 23.4 -> 13.4 ms per 10-doc request, outside the forward pass
-    6.9 -> 1.5 ms. Read when libgomp loads, so it must be set before torch is imported."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str = "INFO", *,
                queues: Optional[list[str]] = None, build: Optional[Callable] = None) -> None:
     """`queues` and `build` (default: this model's queues, runtime.build_runtime) are what the
     degraded-fallback worker changes (workers/fallback.py)."""
-    quiet_idle_model_threads()
     from workers import runtime as runtime_module
     from workers.metrics import model_loaded, on_batch, start_metrics_server, worker_stopping
 
