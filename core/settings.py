@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(20_000, ge=1, description="Characters per query or instruction.")
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Request body size.")
     max_queue_depth: int = Field(10_000, ge=1, description="A model's queued and in-flight messages (with the "
-                                 "submits being admitted) at which submits get 429.")
+                                 "submits being admitted) at which submits get 429. A message is one chunk, or "
+                                 "small jobs accepted together: at most RERANKQ_MAX_BATCH_PAIRS pairs.")
     max_tenant_pairs: int = Field(
         250_000, ge=0, description="Pairs one tenant may have queued or being scored; a submit that would go "
         "above it gets 429 (0: no quota). Keeps one tenant from filling the queue for everyone.",

@@ -69,8 +69,9 @@ FINISH_JOBS = (
     update(_jobs).where(_jobs.c.id.in_(bindparam("job_ids", expanding=True)), _jobs.c.status.in_(ACTIVE))
     .values(status=JobStatus.succeeded.value, finished_at=_NOW).returning(_jobs.c.id, _jobs.c.n_chunks)
 )
-FLAG_REQUESTS = (select(_requests.c.request_idx, _requests.c.query, _requests.c.documents)
-                 .where(_requests.c.job_id == bindparam("job_id")).order_by(_requests.c.request_idx))
+FLAG_REQUESTS = (select(_requests.c.job_id, _requests.c.request_idx, _requests.c.query, _requests.c.documents)
+                 .where(_requests.c.job_id.in_(bindparam("job_ids", expanding=True)))
+                 .order_by(_requests.c.job_id, _requests.c.request_idx))
 _INSERT_SCORES: dict[str, object] = {}
 
 
@@ -254,13 +255,15 @@ def save_chunks(session: Session, saves: Sequence[ChunkSave], rule: Optional[Con
             finished = dict(connection.execute(FINISH_JOBS, dict(job_ids=complete, now=now)).all())
     # The last save of a finished job in this group is the one that reports (and flags) it.
     last = {saves[i].work.job_id: i for i in stored}
+    to_flag = []
     for job_id in sorted(finished):
         reporter = saves[last[job_id]]
         own = [saves[i] for i in stored if saves[i].work.job_id == job_id]
         # Every chunk of the job was written by this group (always so for a one-chunk job):
         # flag from the scores in hand instead of reading them back.
         in_hand = _scores_in_hand(own) if len(own) == finished[job_id] else None
-        flag_cases(session, job_id, reporter.rule or rule or (lambda _values: []), in_hand)
+        to_flag.append((job_id, reporter.rule or rule or (lambda _values: []), in_hand))
+    flag_jobs(session, to_flag)
     return [save.work.job_id in finished and last.get(save.work.job_id) == i for i, save in enumerate(saves)]
 
 
@@ -278,25 +281,34 @@ def flag_cases(session: Session, job_id: str, rule: ConfidenceRule,
                scores: Optional[dict[int, list[StoredScore]]] = None) -> int:
     """Snapshot every request of a finished job that the rule flags; returns how many.
     `scores`: the job's scores by request when the caller has them all (else they are read)."""
-    if scores is None:
-        scores = scores_by_request(session, job_id)
-    flagged = {}
-    for request_idx, request_scores in scores.items():
-        reasons = rule([s.score for s in request_scores]) if request_scores else []
-        if reasons:
-            flagged[request_idx] = reasons
+    return flag_jobs(session, [(job_id, rule, scores)])
+
+
+def flag_jobs(session: Session,
+              jobs: Sequence[tuple[str, ConfidenceRule, Optional[dict[int, list[StoredScore]]]]]) -> int:
+    """`flag_cases` for every job a group finished, with one read of the flagged requests' texts and
+    one insert of their cases, whatever the number of jobs."""
+    flagged: dict[tuple[str, int], tuple[list[str], list[StoredScore]]] = {}
+    for job_id, rule, scores in jobs:
+        if scores is None:
+            scores = scores_by_request(session, job_id)
+        for request_idx, request_scores in scores.items():
+            reasons = rule([s.score for s in request_scores]) if request_scores else []
+            if reasons:
+                flagged[(job_id, request_idx)] = (reasons, request_scores)
     if not flagged:
         return 0
     rows = []
-    for request in session.connection().execute(FLAG_REQUESTS, dict(job_id=job_id)):
-        if request.request_idx not in flagged:
+    job_ids = sorted({job_id for job_id, _request_idx in flagged})
+    for request in session.connection().execute(FLAG_REQUESTS, dict(job_ids=job_ids)):
+        found = flagged.get((request.job_id, request.request_idx))
+        if found is None:
             continue
-        request_scores = scores[request.request_idx]
+        reasons, request_scores = found
         values = [s.score for s in request_scores]
-        reasons = flagged[request.request_idx]
         first = request_scores[0]
         rows.append(dict(
-            job_id=job_id, request_idx=request.request_idx, reasons=reasons, reason=reasons[0],
+            job_id=request.job_id, request_idx=request.request_idx, reasons=reasons, reason=reasons[0],
             query=request.query, instruction=first.instruction, documents=request.documents, scores=values,
             top_score=max(values), model=first.model, model_revision=first.model_revision,
             score_type=first.score_type, status="open", created_at=utcnow(),
