@@ -119,8 +119,8 @@ def _store_jobs(session: Session, items: Sequence[Submission]) -> list[list[Chun
     for tenant in sorted({item.job.owner for item in items if item.job.owner is not None and item.tenant_limit}):
         lock_tenant(session, tenant)
     plans = insert_jobs(session, [item.job for item in items])
-    for item in items:
-        check_tenant_quota(session, item.job.owner, item.tenant_limit)
+    for tenant, limit in sorted({(item.job.owner, item.tenant_limit) for item in items if item.job.owner is not None}):
+        check_tenant_quota(session, tenant, limit)  # once per tenant: the count includes all its jobs here
     return plans
 
 

@@ -5,8 +5,6 @@ accepted jobs stay queued."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +14,7 @@ import pytest
 from commands.redis_server import free_port
 from core.settings import Settings
 from core.queue import make_celery, queues_for
+from tests.support.broker import queued_chunks
 
 pytestmark = pytest.mark.slow
 
@@ -38,20 +37,10 @@ def test_concurrent_submits_cannot_overshoot_the_queue_limit(stack):
     accepted = {a.json()["id"] for a in answers if a.status_code == 202}
     assert {a.status_code for a in answers} <= {202, 429}, [a.text for a in answers]
     assert 3 <= len(accepted) < 12, [a.text for a in answers]  # jobs published together share a message
-    queued = queued_chunks(stack.redis.client(), model)
+    queued = queued_chunks(stack.redis.client(), queues_for(model))
     assert len(queued) <= 3, queued  # never more messages than the limit...
     assert sorted(job_id for message in queued for job_id, _chunk in message) == sorted(accepted)  # ...nor lost
 
-
-def queued_chunks(client, model: str) -> list[list[tuple[str, int]]]:
-    """The (job_id, chunk_idx) refs of every message waiting on the model's queues, one list per message."""
-    messages = []
-    for queue in queues_for(model):
-        for raw in client.lrange(queue, 0, -1):
-            _args, kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
-            refs = kwargs.get("chunks") or [[kwargs["job_id"], kwargs["chunk_idx"]]]
-            messages.append([(job_id, chunk_idx) for job_id, chunk_idx in refs])
-    return messages
 
 
 def test_messages_on_a_worker_count_against_the_queue_limit(stack):

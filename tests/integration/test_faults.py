@@ -18,6 +18,7 @@ from store.db import session_scope
 from store.jobs import create_job
 from store.packed_scores import stored_scores
 from store.tables import Job, JobChunk
+from tests.support.broker import queued_chunks
 from tests.support.stack import make_stack
 from tests.support.model_card_reference import reference_scores
 from tests.support.stack import wait_job, wait_until
@@ -213,7 +214,9 @@ def test_jobs_whose_messages_the_broker_lost_are_published_again(fault_stack, ti
         job_ids = submit_all(client, payloads)
         redis = stack.redis.client()
         queues = [k for k in redis.scan_iter(match="rerankq.*") if redis.type(k) == b"list"]
-        assert sum(redis.llen(q) for q in queues) == 6  # 3 jobs x 2 chunks of at most 4 pairs
+        queued = queued_chunks(redis, queues)
+        assert sorted({job_id for message in queued for job_id, _chunk in message}) == sorted(job_ids)
+        assert sum(len(message) for message in queued) == 6  # 3 jobs x 2 chunks of at most 4 pairs
         redis.delete(*queues)
         stack.start_worker("sweeper")
         finished = [wait_job(client, job_id, timeout_s=60) for job_id in job_ids]
