@@ -59,8 +59,6 @@ def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str
                queues: Optional[list[str]] = None, build: Optional[Callable] = None) -> None:
     """`queues` and `build` (default: this model's queues, runtime.build_runtime) are what the
     degraded-fallback worker changes (workers/fallback.py)."""
-    if os.environ.get("EXPERIMENT_SWITCH_INTERVAL"):
-        sys.setswitchinterval(float(os.environ["EXPERIMENT_SWITCH_INTERVAL"]))
     from workers import runtime as runtime_module
     from workers.metrics import model_loaded, on_batch, start_metrics_server, worker_stopping
 
