@@ -21,18 +21,15 @@ def spawn_service(args: list[str], env: dict, log_path: Path) -> subprocess.Pope
 def colocated_worker_env(env: dict) -> dict:
     """The environment of a worker started on the same host as its API (`rerankq up`, the bench).
 
-    Unless RERANKQ_TORCH_THREADS is set, interactive batches get every core but one, and bulk
-    batches (when no request waits on the API) every core (RERANKQ_TORCH_THREADS_BULK). With one
-    torch thread per core, the model's idle OpenMP threads spin through every gap of a forward pass
-    (Python between ops) on the cores the API, Redis and the store need: measured on 2 cores with
-    the bench's interactive workload, worker CPU per 10-doc request 23.4 -> 10.2 ms with one thread,
+    Unless RERANKQ_TORCH_THREADS is set, the model gets every core but one. With one torch thread
+    per core, the model's idle OpenMP threads spin through every gap of a forward pass (Python
+    between ops) on the cores the API, Redis and the store need: measured on 2 cores with the
+    bench's interactive workload, worker CPU per 10-doc request 23.4 -> 10.2 ms with one thread,
     and 0.31x -> 0.44x Infinity's throughput. A worker started alone (`rerankq worker`, one per GPU)
     keeps torch's default."""
     if env.get("RERANKQ_TORCH_THREADS"):
         return env
-    cores = os.cpu_count() or 1
-    return {**env, "RERANKQ_TORCH_THREADS": str(max(1, cores - 1)),
-            "RERANKQ_TORCH_THREADS_BULK": env.get("RERANKQ_TORCH_THREADS_BULK") or str(cores)}
+    return {**env, "RERANKQ_TORCH_THREADS": str(max(1, (os.cpu_count() or 1) - 1))}
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:

@@ -71,10 +71,6 @@ class Settings(BaseSettings):
     torch_threads: int = Field(
         0, ge=0, description="CPU threads the model uses (0: one per core). Only the batcher thread runs it.",
     )
-    torch_threads_bulk: int = Field(
-        0, ge=0, description="CPU threads the model uses for batches with no interactive pair (0: as "
-        "RERANKQ_TORCH_THREADS). `rerankq up` sets every core here and every core but one for interactive batches.",
-    )
     batch_overhead_tokens: Optional[int] = Field(
         None, ge=0, description="What one more forward pass costs, in tokens: a batch is cut where growing it "
         "would add more padding than this. Empty: 64 on CPU, 1024 on CUDA (where small batches waste the GPU).",

@@ -90,10 +90,8 @@ class Batcher:
         share_prefix: bool = False,
         overhead_tokens: Optional[int] = None,
         on_start: Optional[Callable[[], None]] = None,
-        before_batch: Optional[Callable[[int], None]] = None,
     ) -> None:
         self._score_fn = score_fn
-        self._before_batch = before_batch  # (the batch's priority), in this thread: e.g. the model's threads
         self._max_tokens = max_tokens
         self._max_pairs = max_pairs
         self._max_wait_s = max_wait_s
@@ -237,8 +235,6 @@ class Batcher:
         batch = [i for i in batch if not i.group.future.done()]
         if not batch:
             return
-        if self._before_batch is not None:
-            self._before_batch(batch[0].priority)  # a batch is one lane: every item has its priority
         started = time.monotonic()
         self._step_started = started
         try:

@@ -158,7 +158,6 @@ def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Opti
 
     started = time.monotonic()
     threads = model_threads(settings)
-    lane_threads = LaneThreads(threads, settings.torch_threads_bulk or threads)
     backend = with_faults((load or load_backend)(settings), settings)
     batcher = Batcher(
         backend.score_encoded,
@@ -170,7 +169,6 @@ def build_runtime(settings: Settings, app: Celery, on_batch=None, hostname: Opti
         share_prefix=getattr(backend, "shares_prefix", False),
         overhead_tokens=overhead_tokens_for(settings.batch_overhead_tokens, backend.info.device),
         on_start=lambda: warm_up_model_thread(backend, threads),
-        before_batch=lane_threads.for_priority,
     )
     runtime = runtime_cls(
         settings=settings,
@@ -200,25 +198,6 @@ def model_threads(settings: Settings) -> int:
     threads = settings.torch_threads or torch.get_num_threads()
     torch.set_num_threads(1)
     return threads
-
-
-class LaneThreads:
-    """The model's CPU threads per batch: RERANKQ_TORCH_THREADS while interactive pairs are scored,
-    RERANKQ_TORCH_THREADS_BULK for bulk and shadow batches. A worker beside its API (`rerankq up`)
-    leaves the API a core while requests wait on it, and takes every core when only bulk work runs
-    (commands/processes.colocated_worker_env). Called in the batcher thread, which owns the model."""
-
-    def __init__(self, interactive: int, bulk: int) -> None:
-        self.interactive, self.bulk = interactive, bulk
-        self._current = interactive  # what warm_up_model_thread set
-
-    def for_priority(self, priority: int) -> None:
-        wanted = self.interactive if priority == 0 else self.bulk
-        if wanted != self._current:
-            import torch
-
-            torch.set_num_threads(wanted)
-            self._current = wanted
 
 
 def warm_up_model_thread(backend: ScoringBackend, threads: int) -> None:
