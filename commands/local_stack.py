@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from commands.processes import colocated_worker_env, spawn_service, stop_process
+from commands.processes import spawn_service, stop_process
 from commands.redis_server import start_redis
 from core.settings import Settings
 from store.migrate import upgrade
@@ -43,7 +43,7 @@ def run_local_stack(settings: Settings) -> int:
                "RERANKQ_HOST": settings.host, "RERANKQ_PORT": str(settings.port),
                "RERANKQ_AUTH_ENABLED": str(settings.auth_enabled).lower(),
                "RERANKQ_SECRET_KEY": local_secret_key(settings)}
-        worker = spawn_service(["worker"], colocated_worker_env(env), data_dir / "worker.log")
+        worker = spawn_service(["worker"], env, data_dir / "worker.log")
         api = spawn_service(["api"], env, data_dir / "api.log")
         children += [worker, api]
         print(f"rerankq: worker loading {settings.model} (log: {data_dir / 'worker.log'})", flush=True)

@@ -4,7 +4,6 @@ One copy for `rerankq up`, the bench, the soak and the integration tests' stacks
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,20 +15,6 @@ def spawn_service(args: list[str], env: dict, log_path: Path) -> subprocess.Pope
     log = open(log_path, "ab")
     return subprocess.Popen([sys.executable, "-m", "rerankq", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def colocated_worker_env(env: dict) -> dict:
-    """The environment of a worker started on the same host as its API (`rerankq up`, the bench).
-
-    Unless RERANKQ_TORCH_THREADS is set, the model gets every core but one. With one torch thread
-    per core, the model's idle OpenMP threads spin through every gap of a forward pass (Python
-    between ops) on the cores the API, Redis and the store need: measured on 2 cores with the
-    bench's interactive workload, worker CPU per 10-doc request 23.4 -> 10.2 ms with one thread,
-    and 0.31x -> 0.44x Infinity's throughput. A worker started alone (`rerankq worker`, one per GPU)
-    keeps torch's default."""
-    if env.get("RERANKQ_TORCH_THREADS"):
-        return env
-    return {**env, "RERANKQ_TORCH_THREADS": str(max(1, (os.cpu_count() or 1) - 1))}
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> None:

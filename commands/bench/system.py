@@ -25,7 +25,7 @@ import redis
 from commands.bench.clients import bench_client, job_scores, rerank_scores
 from commands.bench.workloads import Job, Workload
 from commands.local_stack import log_tail
-from commands.processes import colocated_worker_env, spawn_service, stop_process
+from commands.processes import spawn_service, stop_process
 from commands.redis_server import free_port, start_redis, wait_for_port
 from core.redis_keys import worker_key
 from rerankq import RerankClient
@@ -95,7 +95,7 @@ class LocalSystem:
         upgrade(database_url)
         self.api_port, self.metrics_port = free_port(), free_port()
         env = self._env(database_url)
-        worker = spawn_service(["worker", "--hostname", WORKER, "--loglevel", "WARNING"], colocated_worker_env(env),
+        worker = spawn_service(["worker", "--hostname", WORKER, "--loglevel", "WARNING"], env,
                                self.root / "worker.log")
         self.processes.append(worker)
         self._wait_worker(worker)
