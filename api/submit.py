@@ -99,7 +99,8 @@ def submit(
     writer = committer(settings.database_url)
     try:
         try:
-            writer.run(_store_jobs, Submission(job, settings.max_tenant_pairs, state), after=publish_stored)
+            writer.run(_store_jobs, Submission(job, settings.max_tenant_pairs, state), after=publish_stored,
+                       share_transaction=True)  # with the published marks of the jobs before it
         except IntegrityError:
             existing = _existing(settings.database_url, owner, idempotency_key, fingerprint) if idempotency_key else None
             if existing is None:

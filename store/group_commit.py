@@ -6,8 +6,13 @@ of each other; an API process's request threads create jobs as concurrent reques
 committer thread per process and database takes everything queued, runs each kind of write (chunk
 claims, chunk saves, new jobs) in one transaction (store/chunk_batch.py, store/jobs.py), and
 hands each caller its own result. On SQLite this also turns many threads polling for the single
-write lock (the busy handler sleeps in growing steps) into one writer per process. While a transaction runs, the next group gathers behind it: nobody waits
-for company on an idle system.
+write lock (the busy handler sleeps in growing steps) into one writer per process. While a
+transaction runs, the next group gathers behind it: nobody waits for company on an idle system.
+
+Groups of different kinds that arrive together may share one transaction when each was submitted
+with `share_transaction=True`: the API's new jobs and the published marks of the jobs before them
+are one commit, not two. (The worker's claims and saves stay apart: they lock chunk and job rows
+that another worker process may lock in the other order.)
 
 If a group's transaction fails, each of its items is retried alone in its own transaction, so
 one bad item (or a database error) reaches only the thread it belongs to, exactly as before.
@@ -42,6 +47,7 @@ class _Item:
     payload: Any
     future: Future
     after: Optional[AfterCommit] = None
+    shares: bool = False  # may share a transaction with other groups that share
 
 
 class GroupCommitter:
@@ -50,20 +56,23 @@ class GroupCommitter:
     def __init__(self, database_url: str, max_group: int = 256) -> None:
         self.database_url = database_url
         self.max_group = max_group
-        self.groups = 0  # transactions run, for tests and metrics
+        self.groups = 0  # groups committed, for tests and metrics
         self.items = 0
+        self.transactions = 0
         self._queue: "queue.SimpleQueue[_Item]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def run(self, action: GroupAction, payload: Any, after: Optional[AfterCommit] = None) -> Any:
+    def run(self, action: GroupAction, payload: Any, after: Optional[AfterCommit] = None,
+            share_transaction: bool = False) -> Any:
         """Block until the item's transaction has committed (and `after` has run); its result, or its
         exception. Items group by (action, after): give both as module-level functions."""
-        return self.submit(action, payload, after).result()
+        return self.submit(action, payload, after, share_transaction).result()
 
-    def submit(self, action: GroupAction, payload: Any, after: Optional[AfterCommit] = None) -> Future:
+    def submit(self, action: GroupAction, payload: Any, after: Optional[AfterCommit] = None,
+               share_transaction: bool = False) -> Future:
         """Queue the item and return at once: for writes nobody needs to wait for."""
-        item = _Item(action, payload, Future(), after)
+        item = _Item(action, payload, Future(), after, share_transaction)
         self._ensure_thread()
         self._queue.put(item)
         return item.future
@@ -83,18 +92,38 @@ class GroupCommitter:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            by_action: dict[tuple[GroupAction, Optional[AfterCommit]], list[_Item]] = {}
+            by_action: dict[tuple[GroupAction, Optional[AfterCommit], bool], list[_Item]] = {}
             for item in items:
-                by_action.setdefault((item.action, item.after), []).append(item)
-            for (action, _after), group in by_action.items():
-                self._run_group(action, group)
+                by_action.setdefault((item.action, item.after, item.shares), []).append(item)
+            shared = [group for (_action, _after, shares), group in by_action.items() if shares]
+            if len(shared) > 1:
+                self._run_together(shared)
+            else:
+                shared = []
+            for group in by_action.values():
+                if not any(group is done for done in shared):
+                    self._run_group(group[0].action, group)
+
+    def _run_together(self, groups: list[list[_Item]]) -> None:
+        """Several groups in one transaction; if it fails, each group on its own (and then each item)."""
+        try:
+            with session_scope(self.database_url) as session:
+                results = [group[0].action(session, [item.payload for item in group]) for group in groups]
+        except BaseException as error:  # noqa: BLE001 - every group gets its own outcome below
+            forget_meta_ids()
+            log.info("%d groups of store writes failed together (%s); running them apart", len(groups), error)
+            for group in groups:
+                self._run_group(group[0].action, group)
+            return
+        self.transactions += 1
+        for group, group_results in zip(groups, results):
+            self._committed(group, group_results)
 
     def _run_group(self, action: GroupAction, group: list[_Item]) -> None:
         try:
             with session_scope(self.database_url) as session:
                 results = action(session, [item.payload for item in group])
-            self.groups += 1
-            self.items += len(group)
+            self.transactions += 1
         except BaseException as error:  # noqa: BLE001 - every item gets its own outcome below
             forget_meta_ids()
             if len(group) == 1:
@@ -104,6 +133,11 @@ class GroupCommitter:
             for item in group:
                 self._run_group(action, [item])
             return
+        self._committed(group, results)
+
+    def _committed(self, group: list[_Item], results: list[Any]) -> None:
+        self.groups += 1
+        self.items += len(group)
         after = group[0].after
         if after is not None:
             try:

@@ -87,3 +87,36 @@ def test_without_a_quota_a_tenant_is_not_counted(database_url):
     jobs = [new_job(50, owner="t1") for _ in range(3)]
     _committer, futures = grouped(database_url, [(job, 0) for job in jobs])
     assert all(future.exception() is None for future in futures)
+
+
+def test_groups_submitted_to_share_are_one_transaction(database_url):
+    from api.job_publish import _mark_published
+
+    with session_scope(database_url) as session:
+        earlier = new_job()
+        insert_jobs(session, [earlier])
+    committer, gate = GroupCommitter(database_url), threading.Event()
+    held = committer.submit(lambda _session, payloads: [gate.wait(10) for _ in payloads], None)  # holds the thread
+    mark = committer.submit(_mark_published, [earlier.job_id], share_transaction=True)
+    later = new_job()
+    store = committer.submit(_store_jobs, Submission(later, 0, None), share_transaction=True)  # type: ignore[arg-type]
+    gate.set()
+    assert mark.result(timeout=30) is None and store.exception(timeout=30) is None and held.result(timeout=30)
+    assert (committer.groups, committer.transactions) == (3, 2)  # the gate's, then the mark and the jobs in one
+    with session_scope(database_url) as session:
+        assert get_job(session, earlier.job_id).published_at is not None
+        assert get_job(session, later.job_id) is not None
+
+
+def test_a_failing_group_in_a_shared_transaction_does_not_take_the_others_down(database_url):
+    def broken(_session, payloads):
+        raise RuntimeError("this group cannot be written")
+
+    committer, gate = GroupCommitter(database_url), threading.Event()
+    committer.submit(lambda _session, payloads: [gate.wait(10) for _ in payloads], None)
+    failing = committer.submit(broken, "x", share_transaction=True)
+    job = new_job()
+    store = committer.submit(_store_jobs, Submission(job, 0, None), share_transaction=True)  # type: ignore[arg-type]
+    gate.set()
+    assert isinstance(failing.exception(timeout=30), RuntimeError)
+    assert store.exception(timeout=30) is None and stored(database_url, job.job_id)
