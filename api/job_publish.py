@@ -37,28 +37,16 @@ class Submission:
 
 def publish_stored(items: Sequence[Submission], plans: list[list[ChunkPlan]]) -> None:
     """Publish every chunk of the group's jobs, packed per queue into messages of one forward pass."""
-    messages: dict[tuple[int, str], list[list[tuple[str, int]]]] = {}
-    sizes: dict[tuple[int, str], int] = {}
-    apps: dict[int, AppState] = {}
+    by_queue: dict[tuple[int, str], tuple[AppState, list[tuple[str, int, int]]]] = {}
     for item, job_plans in zip(items, plans):
-        settings = item.state.settings
-        if settings.fault_publish_fails:
+        if item.state.settings.fault_publish_fails:
             log.warning("publishing job %s failed (RERANKQ_FAULT_PUBLISH_FAILS); the sweeper will publish it",
                         item.job.job_id)
             continue
-        key = (id(item.state), item.job.queue)
-        apps[id(item.state)] = item.state
-        for plan in job_plans:
-            pairs = plan.doc_end - plan.doc_start
-            packed = messages.setdefault(key, [[]])
-            if packed[-1] and sizes[key] + pairs > settings.max_batch_pairs:
-                packed.append([])
-                sizes[key] = 0
-            packed[-1].append((item.job.job_id, plan.chunk_idx))
-            sizes[key] = sizes.get(key, 0) + pairs
-    for (app_id, queue), packed in messages.items():
-        state = apps[app_id]
-        for chunks in packed:
+        _state, refs = by_queue.setdefault((id(item.state), item.job.queue), (item.state, []))
+        refs.extend((item.job.job_id, plan.chunk_idx, plan.doc_end - plan.doc_start) for plan in job_plans)
+    for (_app, queue), (state, refs) in by_queue.items():
+        for chunks in pack(refs, state.settings.max_batch_pairs):
             job_ids = list(dict.fromkeys(job_id for job_id, _chunk in chunks))
             try:
                 publish_chunk_group(state.celery, chunks, queue)
@@ -67,6 +55,20 @@ def publish_stored(items: Sequence[Submission], plans: list[list[ChunkPlan]]) ->
                 continue
             committer(state.settings.database_url).submit(_mark_published, job_ids, share_transaction=True) \
                 .add_done_callback(_log_mark_failure)
+
+
+def pack(refs: Sequence[tuple[str, int, int]], max_pairs: int) -> list[list[tuple[str, int]]]:
+    """(job_id, chunk_idx, pairs) in order -> messages of (job_id, chunk_idx) holding at most `max_pairs`
+    pairs, or one chunk that alone holds more."""
+    messages: list[list[tuple[str, int]]] = []
+    size = 0
+    for job_id, chunk_idx, pairs in refs:
+        if not messages or size + pairs > max_pairs:
+            messages.append([])
+            size = 0
+        messages[-1].append((job_id, chunk_idx))
+        size += pairs
+    return messages
 
 
 def _mark_published(session: Session, groups: Sequence[list[str]]) -> list[None]:

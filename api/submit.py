@@ -31,7 +31,7 @@ from api.shadow import shadow_later
 from rerankq.schemas import JobStatus, RerankRequest
 from store.db import session_scope
 from store.group_commit import committer
-from store.jobs import ChunkPlan, NewJob, find_by_idempotency_key, insert_jobs, plan_chunks
+from store.jobs import ChunkPlan, NewJob, find_by_idempotency_key, insert_jobs
 from store.tenant_quota import lock_tenant, tenant_pending_pairs
 from core.queue import BULK, INTERACTIVE, queue_name
 
@@ -95,7 +95,7 @@ def submit(
     queue = queue_name(model, lane)
     job = NewJob(job_id or new_job_id(), requests, model, queue, settings.chunk_pairs, kind, owner,
                  idempotency_key, callback_url, fingerprint)
-    reservation = admit(state, model, len(plan_chunks(requests, settings.chunk_pairs)))
+    reservation = admit(state, model, len(job.plans))
     writer = committer(settings.database_url)
     try:
         try:
@@ -117,10 +117,12 @@ def _store_jobs(session: Session, items: Sequence[Submission]) -> list[list[Chun
     """One group of submits in one transaction. Tenants under a quota are locked in a fixed order
     (no deadlock between two API processes) and checked after the rows are written, so the count
     includes the group's own jobs; a 429 fails the group, which is then retried job by job."""
-    for tenant in sorted({item.job.owner for item in items if item.job.owner is not None and item.tenant_limit}):
+    quotas = sorted({(item.job.owner, item.tenant_limit) for item in items
+                     if item.job.owner is not None and item.tenant_limit})
+    for tenant, _limit in quotas:
         lock_tenant(session, tenant)
     plans = insert_jobs(session, [item.job for item in items])
-    for tenant, limit in sorted({(item.job.owner, item.tenant_limit) for item in items if item.job.owner is not None}):
+    for tenant, limit in quotas:
         check_tenant_quota(session, tenant, limit)  # once per tenant: the count includes all its jobs here
     return plans
 

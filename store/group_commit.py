@@ -96,44 +96,34 @@ class GroupCommitter:
             for item in items:
                 by_action.setdefault((item.action, item.after, item.shares), []).append(item)
             shared = [group for (_action, _after, shares), group in by_action.items() if shares]
-            if len(shared) > 1:
-                self._run_together(shared)
-            else:
-                shared = []
-            for group in by_action.values():
-                if not any(group is done for done in shared):
-                    self._run_group(group[0].action, group)
+            if shared:
+                self._run(shared)
+            for (_action, _after, shares), group in by_action.items():
+                if not shares:
+                    self._run([group])
 
-    def _run_together(self, groups: list[list[_Item]]) -> None:
-        """Several groups in one transaction; if it fails, each group on its own (and then each item)."""
+    def _run(self, groups: list[list[_Item]]) -> None:
+        """The groups in one transaction. If it fails: each group alone, then each item alone, so an
+        error (a bad item, the database) reaches only the callers it belongs to."""
         try:
             with session_scope(self.database_url) as session:
                 results = [group[0].action(session, [item.payload for item in group]) for group in groups]
-        except BaseException as error:  # noqa: BLE001 - every group gets its own outcome below
-            forget_meta_ids()
-            log.info("%d groups of store writes failed together (%s); running them apart", len(groups), error)
-            for group in groups:
-                self._run_group(group[0].action, group)
-            return
-        self.transactions += 1
-        for group, group_results in zip(groups, results):
-            self._committed(group, group_results)
-
-    def _run_group(self, action: GroupAction, group: list[_Item]) -> None:
-        try:
-            with session_scope(self.database_url) as session:
-                results = action(session, [item.payload for item in group])
             self.transactions += 1
         except BaseException as error:  # noqa: BLE001 - every item gets its own outcome below
             forget_meta_ids()
-            if len(group) == 1:
-                group[0].future.set_exception(error)
-                return
-            log.info("group of %d store writes failed (%s); running them one by one", len(group), error)
-            for item in group:
-                self._run_group(action, [item])
+            if len(groups) > 1:
+                log.info("%d groups of store writes failed together (%s); running them apart", len(groups), error)
+                for group in groups:
+                    self._run([group])
+            elif len(groups[0]) > 1:
+                log.info("group of %d store writes failed (%s); running them one by one", len(groups[0]), error)
+                for item in groups[0]:
+                    self._run([[item]])
+            else:
+                groups[0][0].future.set_exception(error)
             return
-        self._committed(group, results)
+        for group, group_results in zip(groups, results):
+            self._committed(group, group_results)
 
     def _committed(self, group: list[_Item], results: list[Any]) -> None:
         self.groups += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Sequence, cast
 
 from sqlalchemy import CursorResult, insert, select, update
@@ -61,13 +62,18 @@ class NewJob:
     callback_url: Optional[str] = None
     request_hash: Optional[str] = None
 
+    @cached_property
+    def plans(self) -> list[ChunkPlan]:
+        """Its chunks, planned once (admission counts them, insert_jobs writes them)."""
+        return plan_chunks(self.requests, self.chunk_pairs)
+
 
 def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> list[list[ChunkPlan]]:
     """Write the jobs, their requests and chunk rows (committed by the caller) with one executemany
     INSERT per table, whatever the number of jobs: what an API process's group commit runs for
     every submit that arrived together. Returns each job's chunk plan."""
     now = utcnow()
-    plans = [plan_chunks(job.requests, job.chunk_pairs) for job in jobs]
+    plans = [job.plans for job in jobs]
     session.execute(insert(JOBS), [_job_row(job, job_plans, now) for job, job_plans in zip(jobs, plans)])
     session.execute(insert(JOB_REQUESTS), [
         {"job_id": job.job_id, "request_idx": i, "query": r.query, "instruction": r.instruction,
