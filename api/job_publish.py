@@ -19,6 +19,7 @@ from typing import Sequence
 from sqlalchemy.orm import Session
 
 from api.state import AppState
+from core import direct_queue
 from core.queue import publish_chunk_group
 from store.group_commit import committer
 from store.jobs import ChunkPlan, NewJob, mark_all_published
@@ -36,20 +37,26 @@ class Submission:
 
 
 def publish_stored(items: Sequence[Submission], plans: list[list[ChunkPlan]]) -> None:
-    """Publish every chunk of the group's jobs, packed per queue into messages of one forward pass."""
-    by_queue: dict[tuple[int, str], tuple[AppState, list[tuple[str, int, int]]]] = {}
+    """Publish every chunk of the group's jobs, packed per queue into messages of one forward pass.
+    Sync jobs go on the queue's direct list (core/direct_queue.py) when RERANKQ_SYNC_DIRECT is on."""
+    by_queue: dict[tuple[int, str, bool], tuple[AppState, list[tuple[str, int, int]]]] = {}
     for item, job_plans in zip(items, plans):
-        if item.state.settings.fault_publish_fails:
+        settings = item.state.settings
+        if settings.fault_publish_fails:
             log.warning("publishing job %s failed (RERANKQ_FAULT_PUBLISH_FAILS); the sweeper will publish it",
                         item.job.job_id)
             continue
-        _state, refs = by_queue.setdefault((id(item.state), item.job.queue), (item.state, []))
+        direct = settings.sync_direct and item.job.kind == "sync"
+        _state, refs = by_queue.setdefault((id(item.state), item.job.queue, direct), (item.state, []))
         refs.extend((item.job.job_id, plan.chunk_idx, plan.doc_end - plan.doc_start) for plan in job_plans)
-    for (_app, queue), (state, refs) in by_queue.items():
+    for (_app, queue, direct), (state, refs) in by_queue.items():
         for chunks in pack(refs, state.settings.max_batch_pairs):
             job_ids = list(dict.fromkeys(job_id for job_id, _chunk in chunks))
             try:
-                publish_chunk_group(state.celery, chunks, queue)
+                if direct:
+                    direct_queue.push(state.redis, queue, chunks)
+                else:
+                    publish_chunk_group(state.celery, chunks, queue)
             except Exception as error:  # noqa: BLE001 - the sweeper publishes them later
                 log.warning("publishing jobs %s failed (%s); the sweeper will publish them", ", ".join(job_ids), error)
                 continue

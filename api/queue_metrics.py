@@ -4,6 +4,9 @@ in-flight message's age, and live workers per model.
 Kombu's Redis transport keeps a delivered-but-unacked message in the `unacked` hash and its
 delivery time in the `unacked_index` sorted set until the worker acks it; after the visibility
 timeout it is redelivered. An oldest-unacked age near that timeout means duplicates are coming.
+A queue's depth includes its direct list, and the in-flight count the messages workers hold from
+those lists (core/direct_queue.py); those are not redelivered on a timeout, only when their
+worker's heartbeat ends.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from kombu.transport.redis import Channel
 from prometheus_client.core import GaugeMetricFamily
 
 from api.served_models import live_workers, served_models
+from core import direct_queue
 from core.settings import Settings
 from core.queue import BULK, INTERACTIVE, queue_name
 
@@ -54,9 +58,12 @@ class BrokerCollector:
             pipe = self.client.pipeline(transaction=False)
             for _model, _lane, queue in queues:
                 pipe.llen(queue)
+                pipe.llen(direct_queue.direct_list(queue))
             pipe.hlen(Channel.unacked_key)
             pipe.zrange(Channel.unacked_index_key, 0, 0, withscores=True)
-            *depths, unacked, oldest = pipe.execute()
+            *lengths, unacked, oldest = pipe.execute()
+            depths = [celery + direct for celery, direct in zip(lengths[::2], lengths[1::2])]
+            unacked += direct_queue.held(self.client, [queue for _model, _lane, queue in queues])
         except redis.RedisError as error:
             log.warning("broker metrics unavailable: %s", error)
             families["rerankq_broker_up"].add_metric([], 0)

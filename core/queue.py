@@ -114,11 +114,12 @@ def publish_chunk_group(app: Celery, chunks: Sequence[tuple[str, int]], queue: s
 
 
 def messages_in_flight(client: Any, queues: Iterable[str]) -> int:
-    """Messages waiting in `queues` (every priority list kombu keeps for them) plus those of them
-    delivered to a worker and not yet acked. 0 means the broker holds nothing for these queues,
-    whatever it holds for other models' queues."""
+    """Messages waiting in `queues` (every priority list kombu keeps for them, and their direct lists)
+    plus those of them delivered to a worker and not yet acked or finished. 0 means the broker holds
+    nothing for these queues, whatever it holds for other models' queues."""
     from kombu.transport.redis import Channel
 
+    from core.direct_queue import in_flight as direct_in_flight
     from core.unacked import unacked_for_queues
 
     queues = list(queues)
@@ -126,4 +127,4 @@ def messages_in_flight(client: Any, queues: Iterable[str]) -> int:
     for queue in queues:
         for step in Channel.priority_steps:
             pipe.llen(f"{queue}{Channel.sep}{step}" if step else queue)
-    return sum(int(n) for n in pipe.execute()) + unacked_for_queues(client, queues)
+    return sum(int(n) for n in pipe.execute()) + unacked_for_queues(client, queues) + direct_in_flight(client, queues)

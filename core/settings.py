@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     chunk_deadline_s: float = Field(90.0, gt=0, description="Longest a chunk may take from claim to scores.")
     step_timeout_s: float = Field(120.0, gt=0, description="A forward pass longer than this kills the worker.")
     max_attempts: int = Field(3, ge=1, description="Deliveries of one chunk before its job is marked failed.")
+    sync_direct: bool = Field(
+        True, description="POST /v1/rerank's messages go on a plain Redis list that workers take from with their "
+        "own consumer, not through Celery, whose cost per message was about half a worker's Python time under "
+        "sync traffic (core/direct_queue.py; needs Redis 6.2+). Set it on the API; workers take from both.",
+    )
     store_group_commit: bool = Field(
         True, description="Worker claims, and saves, the chunks that arrive together (one forward pass's) in one "
         "store transaction each, from one committer thread; false: one transaction per chunk per task thread.",

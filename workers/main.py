@@ -1,5 +1,6 @@
-"""Start a worker process: Celery threads pool consuming this model's queues, model loaded
-in `worker_init` (before any message is taken), stopped cleanly in `worker_shutdown`."""
+"""Start a worker process: Celery threads pool consuming this model's queues, and the direct
+consumer of its sync messages (workers/direct_consumer.py), model loaded in `worker_init` (before
+any message is taken), stopped cleanly in `worker_shutdown`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Callable, Optional
 from celery import signals
 
 from core.settings import Settings
-from core.queue import make_celery, worker_queues
+from core.queue import INTERACTIVE, make_celery, queue_name, worker_queues
 from workers.tasks import register
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str
         settings = settings.model_copy(update={"device": f"cuda:{lease.index}"})
     app = make_celery(settings)
     register(app)
+    consumers: list = []  # the direct-list consumer (workers/direct_consumer.py), once the model is loaded
 
     @signals.worker_init.connect(weak=False)
     def _load(**_kwargs) -> None:
@@ -81,10 +83,18 @@ def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str
             exit_on_load_failure(error)
         model_loaded(runtime, time.monotonic() - started)
         start_metrics_server(settings.metrics_port, runtime)
+        interactive = queue_name(settings.served_model, INTERACTIVE)
+        if interactive in (queues or worker_queues(settings.served_model)):
+            from workers.direct_consumer import DirectConsumer
+
+            consumers.append(DirectConsumer(runtime, interactive))
+            consumers[-1].start()
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop(**_kwargs) -> None:
         worker_stopping()
+        for consumer in consumers:  # Celery has finished its tasks; the direct messages finish too
+            consumer.stop(timeout_s=min(30.0, settings.chunk_deadline_s))
         try:
             runtime_module.get_runtime().stop()
         except RuntimeError:
@@ -98,6 +108,8 @@ def run_worker(settings: Settings, hostname: Optional[str] = None, loglevel: str
     def _asked(**_kwargs) -> None:
         nonlocal shutdown_requested
         shutdown_requested = True
+        for consumer in consumers:
+            consumer.stop_taking()
 
     code: object = 0
     try:

@@ -17,7 +17,8 @@ import yaml
 
 from core.settings import Settings
 from tests.deploy.settings_check import assert_cli_accepts, assert_real_settings, duration_s
-from core.queue import queues_for
+from core.direct_queue import direct_list
+from core.queue import INTERACTIVE, queue_name, queues_for
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -137,7 +138,7 @@ def test_keda_scales_workers_on_the_lists_they_consume(manifests):
     redis_triggers = [t for t in scaled["triggers"] if t["type"] == "redis"]
     assert {t["type"] for t in scaled["triggers"]} <= {"redis", "prometheus"}
     lists = [t["metadata"]["listName"] for t in redis_triggers]
-    assert sorted(lists) == sorted(queues_for(model))
+    assert sorted(lists) == sorted([*queues_for(model), direct_list(queue_name(model, INTERACTIVE))])
     secrets = {name: doc["stringData"] for (kind, name), doc in manifests.items() if kind == "Secret"}
     for trigger in redis_triggers:
         auth = manifests[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
