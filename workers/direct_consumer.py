@@ -49,6 +49,10 @@ class DirectConsumer:
         self._next_restore = 0.0
 
     def start(self) -> None:
+        # Anything already held under this name was taken by a worker of the same hostname that died
+        # (a fixed --hostname, restarted): no thread here will run it, so it goes back first.
+        if moved := direct_queue.restore(self._client, self.queue, self.processing):
+            log.warning("handed back %d messages held by an earlier worker named %s", moved, self.runtime.hostname)
         direct_queue.register_consumer(self._client, self.queue, self.runtime.hostname)
         self._thread.start()
         log.info("taking sync messages from %s", direct_queue.direct_list(self.queue))

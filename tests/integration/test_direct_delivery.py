@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
@@ -18,7 +19,10 @@ from core import direct_queue
 from core.queue import INTERACTIVE, queue_name
 from tests.integration.test_faults import (FAST_REDELIVERY, assert_exactly_once, broker_drained, claimed_unfinished,
                                            max_attempts)
-from tests.support.stack import make_stack, wait_until
+from rerankq.schemas import RerankRequest
+from store.db import session_scope
+from store.jobs import create_job, mark_all_published
+from tests.support.stack import make_stack, wait_job, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -122,3 +126,25 @@ def test_with_sync_direct_off_sync_requests_ride_celery(direct_stack, tiny_qwen3
         assert held_by(stack, "celery-only") == 0
         results = answered(futures)
     assert_exactly_once(stack, [r["id"] for r in results], as_payloads(bodies), tiny_qwen3)
+
+
+def test_a_worker_restarted_under_its_old_name_hands_back_what_its_earlier_life_held(direct_stack, tiny_qwen3):
+    stack = direct_stack
+    queue = interactive_queue(stack)
+    body = sync_bodies(1, "r")[0]
+    job_id = str(uuid.uuid4())
+    with session_scope(stack.database_url) as session:
+        create_job(session, job_id=job_id, requests=[RerankRequest(**body)], model=str(stack.model_dir), queue=queue,
+                   chunk_pairs=8, kind="sync")
+        mark_all_published(session, [job_id])  # so that no sweeper publishes it through Celery
+    client = stack.redis.client()
+    direct_queue.push(client, queue, [(job_id, 0)])
+    earlier = direct_queue.register_consumer(client, queue, "same-name")
+    assert direct_queue.take(client, queue, earlier, 1) is not None  # held by the earlier life, which then died
+    worker = stack.start_worker("same-name")
+    stack.start_api()
+    with stack.client() as http:
+        assert wait_job(http, job_id)["status"] == "succeeded"
+    assert client.llen(earlier) == 0
+    assert "handed back 1 messages held by an earlier worker named same-name" in worker.log()
+    assert_exactly_once(stack, [job_id], as_payloads([body]), tiny_qwen3)
