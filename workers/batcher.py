@@ -20,12 +20,12 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from models.base import Encoded
 from models.prefix_cache import batch_cost
-from workers.batch_plan import pick_batch
+from workers.batch_plan import PairFacts, pair_facts, pick_batch
 
 log = logging.getLogger(__name__)
 WINDOW_BATCHES = 8  # batches' worth of the oldest pending pairs considered when forming one
@@ -48,6 +48,10 @@ class _Item:
     encoded: Encoded
     priority: int
     enqueued_at: float
+    facts: PairFacts = field(init=False)  # on the submitting thread, not the model's
+
+    def __post_init__(self) -> None:
+        self.facts = pair_facts(self.encoded)
 
     @property
     def length(self) -> int:
