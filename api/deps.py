@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.auth import ReviewDep, SubmitDep
 from api.errors import ApiError
 from api.state import AppState, StateDep
+from rerankq.schemas import JobStatus
 from store.db import session_scope
 from store.jobs import get_job
 from store.keys import Principal
@@ -46,12 +47,13 @@ def stored_job(session: Session, job_id: str, owner: Optional[str] = None,
     return job
 
 
-def check_job_owner(state: AppState, job_id: str, principal: Principal) -> str:
-    """`job_id` when the caller's tenant owns the job and it has not expired, else 404. In a short
-    session of its own, for GET /v1/jobs/{id}?wait=: a wait must not hold a pooled connection."""
+def check_job_owner(state: AppState, job_id: str, principal: Principal) -> bool:
+    """Whether the job has finished, when the caller's tenant owns it and it has not expired, else
+    404. In a short session of its own, for GET /v1/jobs/{id}?wait=: a wait must not hold a pooled
+    connection, and the one read is also the wait's status check."""
     with session_scope(state.settings.database_url) as session:
-        stored_job(session, job_id, principal.owner_filter, state.settings.retention_days)
-    return job_id
+        return JobStatus(stored_job(session, job_id, principal.owner_filter, state.settings.retention_days).status
+                         ).finished
 
 
 def submitted_job(session: SessionDep, state: StateDep, principal: SubmitDep, job_id: str = JobIdPath) -> Job:

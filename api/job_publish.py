@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from sqlalchemy.orm import Session
 
+from api.admission import Reservation, release_all
 from api.state import AppState
 from core import direct_queue
 from core.queue import publish_chunk_group
@@ -27,18 +28,45 @@ from store.jobs import ChunkPlan, NewJob, mark_all_published
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Submission:
-    """One submit as the committer sees it: the job, its tenant's quota (0: none), the app it came to."""
+    """One submit as the committer sees it: the job, its tenant's quota (0: none), the app it came to,
+    and its admission reservation, which publishing releases (`released`) once its messages are queued."""
 
     job: NewJob
     tenant_limit: int
     state: AppState
+    reservation: Optional[Reservation] = None
+    released: bool = False
 
 
 def publish_stored(items: Sequence[Submission], plans: list[list[ChunkPlan]]) -> None:
-    """Publish every chunk of the group's jobs, packed per queue into messages of one forward pass.
-    Sync jobs go on the queue's direct list (core/direct_queue.py) when RERANKQ_SYNC_DIRECT is on."""
+    """Publish every chunk of the group's jobs, packed per queue into messages of one forward pass,
+    then release the group's admission reservations in one round trip. Sync jobs go on the queue's
+    direct list (core/direct_queue.py) when RERANKQ_SYNC_DIRECT is on."""
+    try:
+        _publish(items, plans)
+    finally:
+        _release_reservations(items)
+
+
+def _release_reservations(items: Sequence[Submission]) -> None:
+    """A reservation left here is released by its submitter (api/submit.py), or expires."""
+    by_app: dict[int, tuple[AppState, list[Submission]]] = {}
+    for item in items:
+        if item.reservation is not None:
+            by_app.setdefault(id(item.state), (item.state, []))[1].append(item)
+    for state, held in by_app.values():
+        try:
+            release_all(state.redis, [item.reservation for item in held if item.reservation is not None])
+        except Exception as error:  # noqa: BLE001 - each submitter releases its own then
+            log.warning("could not release admission reservations: %s", error)
+            continue
+        for item in held:
+            item.released = True
+
+
+def _publish(items: Sequence[Submission], plans: list[list[ChunkPlan]]) -> None:
     by_queue: dict[tuple[int, str, bool], tuple[AppState, list[tuple[str, int, int]]]] = {}
     for item, job_plans in zip(items, plans):
         settings = item.state.settings

@@ -31,9 +31,10 @@ async def wait_for_notice(state: AppState, job_id: str, timeout_s: float) -> tup
 
 @contextmanager
 def expecting(state: AppState, job_id: str) -> Iterator[Expected]:
-    """Listen for a job about to be submitted under `job_id`: registered before it is published, it
-    needs no store check. While the listener is down the waiter still wakes, from the store
-    recheck that runs every half second then."""
+    """Listen for a job: registered before it is published (POST /v1/rerank), it needs no store
+    check; registered before its status is read (GET /v1/jobs/{id}?wait=), that one read is the
+    check. While the listener is down the waiter still wakes, from the store recheck that runs
+    every half second then."""
     assert state.waiters is not None, "the app's lifespan starts the job waiters"
     with state.waiters.expecting(job_id) as expected:
         yield expected

@@ -95,11 +95,11 @@ def submit(
     queue = queue_name(model, lane)
     job = NewJob(job_id or new_job_id(), requests, model, queue, settings.chunk_pairs, kind, owner,
                  idempotency_key, callback_url, fingerprint)
-    reservation = admit(state, model, len(job.plans))
+    submission = Submission(job, settings.max_tenant_pairs, state, admit(state, model, len(job.plans)))
     writer = committer(settings.database_url)
     try:
         try:
-            writer.run(_store_jobs, Submission(job, settings.max_tenant_pairs, state), after=publish_stored,
+            writer.run(_store_jobs, submission, after=publish_stored,  # which also releases the reservation
                        share_transaction=True)  # with the published marks of the jobs before it
         except IntegrityError:
             existing = _existing(settings.database_url, owner, idempotency_key, fingerprint) if idempotency_key else None
@@ -107,7 +107,8 @@ def submit(
                 raise
             return existing + (False,)
     finally:
-        _release(state, reservation)
+        if submission.reservation is not None and not submission.released:  # the group failed before publishing
+            _release(state, submission.reservation)
     record_submission(kind, model, requests)
     shadow_later(state, job.job_id, model, len(requests))  # a sampled copy per shadow model, off this thread
     return job.job_id, JobStatus.queued.value, True

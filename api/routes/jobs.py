@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from api.auth import ReadDep, SubmitDep
 from api.callbacks import check_callback_url
 from api.deps import SessionDep, SubmittedJob, check_job_owner, stored_job
-from api.job_wait import wait_until_done
+from api.job_wait import expecting
 from api.state import AppState, StateDep
 from api.errors import ApiError
 from api.limits import check_model, check_requests
@@ -65,9 +65,12 @@ async def read(job_id: str, state: StateDep, principal: ReadDep,
     """Status, progress and (when succeeded) one ranked result set per request, a page of requests
     at a time: `page.next` names the next one."""
     # Checked here, not as a dependency, so that bad query parameters are named (422) first.
-    await run_in_threadpool(check_job_owner, state, job_id, principal)
-    if wait > 0:  # woken by the worker's done notice, as POST /v1/rerank is: no polling load, no poll delay
-        await wait_until_done(state, job_id, wait)
+    if wait <= 0:
+        await run_in_threadpool(check_job_owner, state, job_id, principal)
+    else:  # woken by the worker's done notice: no polling load, no poll delay
+        with expecting(state, job_id) as expected:  # listening before the status is read: no notice is missed
+            if not await run_in_threadpool(check_job_owner, state, job_id, principal):
+                await expected.wait(wait)
     return await run_in_threadpool(_page, state, job_id, offset, limit or state.settings.job_results_page)
 
 

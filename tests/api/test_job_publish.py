@@ -99,3 +99,60 @@ def test_the_publish_fault_setting_publishes_nothing(database_url, monkeypatch):
     publish_stored(items, plans)
     time.sleep(0.2)
     assert sent == [] and published_ids(database_url) == set()
+
+
+class _RecordingRedis:
+    """Records the ZREMs of each pipeline (pure unit test: admission's Redis side is tested on a real server)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.pipelines: list[list[tuple[str, str]]] = []
+        self.fail = fail
+
+    def pipeline(self, transaction: bool = True):
+        recorder, calls = self, []
+
+        class _Pipe:
+            def zrem(self, key, member):
+                calls.append((key, member))
+
+            def execute(self):
+                if recorder.fail:
+                    raise ConnectionError("redis is down")
+                recorder.pipelines.append(calls)
+
+        return _Pipe()
+
+
+def with_reservations(items, client) -> list:
+    from api.admission import Reservation
+
+    state = SimpleNamespace(settings=items[0].state.settings, celery=items[0].state.celery, redis=client)
+    for n, item in enumerate(items):  # one API process: one state
+        item.state = state
+        item.reservation = Reservation("rerankq:admission:m", f"r{n}:1")
+    return items
+
+
+def test_a_group_s_admission_reservations_are_released_together_once_published(database_url, monkeypatch):
+    monkeypatch.setattr(job_publish, "publish_chunk_group", lambda _app, chunks, queue: None)
+    client = _RecordingRedis()
+    items, plans = stored_group(database_url, [5, 5, 5])
+    publish_stored(with_reservations(items, client), plans)
+    assert client.pipelines == [[("rerankq:admission:m", f"r{n}:1") for n in range(3)]]  # one round trip
+    assert all(item.released for item in items)
+
+
+def test_reservations_are_released_even_when_publishing_fails_and_left_to_submitters_when_redis_fails(
+        database_url, monkeypatch):
+    def broken(_app, chunks, queue):
+        raise RuntimeError("broker down")
+
+    monkeypatch.setattr(job_publish, "publish_chunk_group", broken)
+    client = _RecordingRedis()
+    items, plans = stored_group(database_url, [5, 5])
+    publish_stored(with_reservations(items, client), plans)
+    assert len(client.pipelines) == 1 and all(item.released for item in items)
+    down = _RecordingRedis(fail=True)
+    items, plans = stored_group(database_url, [5])
+    publish_stored(with_reservations(items, down), plans)
+    assert not items[0].released  # api/submit.py releases it itself, or it expires
