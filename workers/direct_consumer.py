@@ -96,12 +96,14 @@ class DirectConsumer:
 
     def _run(self, raw: bytes) -> None:
         try:
-            chunks, published_at = direct_queue.decode(raw)
+            try:
+                chunks, published_at = direct_queue.decode(raw)
+            except ValueError as error:
+                log.error("dropping an unreadable message from %s: %s", direct_queue.direct_list(self.queue), error)
+                return
             for _chunk in chunks:
                 observe_queue_wait(published_at)
             run_chunk_group(self.runtime, chunks, lane_priority(INTERACTIVE), self._retry_later)
-        except ValueError as error:
-            log.error("dropping an unreadable message from %s: %s", direct_queue.direct_list(self.queue), error)
         except Exception as error:  # noqa: BLE001 - logged and done, as a failed Celery task is acked
             log.error("a direct message failed: %r", error)
         finally:

@@ -148,3 +148,17 @@ def test_a_worker_restarted_under_its_old_name_hands_back_what_its_earlier_life_
     assert client.llen(earlier) == 0
     assert "handed back 1 messages held by an earlier worker named same-name" in worker.log()
     assert_exactly_once(stack, [job_id], as_payloads([body]), tiny_qwen3)
+
+
+def test_an_unreadable_direct_message_is_dropped_not_held_forever(stack):
+    queue = interactive_queue(stack)
+    client = stack.redis.client()
+    client.lpush(direct_queue.direct_list(queue), b"not a message of ours")
+    worker = stack.workers[0]
+    held = direct_queue.processing_list(queue, "shared")
+    wait_until(lambda: "dropping an unreadable message" in worker.log(), 30, "the worker to drop the message")
+    wait_until(lambda: client.llen(held) == 0 and client.llen(direct_queue.direct_list(queue)) == 0, 10,
+               "the message gone from both lists")
+    with stack.client() as http:  # and the worker still serves
+        response = http.post("/v1/rerank", json={"query": "still there?", "documents": ["yes", "no"]})
+    assert response.status_code == 200, response.text
