@@ -47,7 +47,7 @@ def stored_job(session: Session, job_id: str, owner: Optional[str] = None,
     return job
 
 
-def check_job_owner(state: AppState, job_id: str, principal: Principal) -> bool:
+def owned_job_finished(state: AppState, job_id: str, principal: Principal) -> bool:
     """Whether the job has finished, when the caller's tenant owns it and it has not expired, else
     404. In a short session of its own, for GET /v1/jobs/{id}?wait=: a wait must not hold a pooled
     connection, and the one read is also the wait's status check."""

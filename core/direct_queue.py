@@ -24,6 +24,8 @@ import json
 import time
 from typing import Any, Iterable, Optional, Sequence
 
+from core.redis_keys import PREFIX
+
 Chunks = list[tuple[str, int]]
 
 
@@ -40,7 +42,7 @@ def processing_list(queue: str, consumer: str) -> str:
 def consumers_key(queue: str) -> str:
     """The set of the processing lists of every consumer that has taken from `queue` (named apart
     from the queue's lists, so that a scan for `rerankq.*` finds only lists)."""
-    return f"rerankq:direct-consumers:{queue}"
+    return f"{PREFIX}:direct-consumers:{queue}"
 
 
 def encode(chunks: Sequence[tuple[str, int]], published_at: Optional[float] = None) -> str:

@@ -90,9 +90,9 @@ class _Cost:
         real = self.reuse_real + rest + (shared if new_group else 0)
         return (padded, real) if padded < plain[0] else plain
 
-    def add(self, facts: PairFacts, cost: Optional[tuple[int, int]] = None) -> None:
-        """Let the pair join; `cost` is what `with_item(facts)` returned, when the caller has it."""
-        self.padded, self.real = cost or self.with_item(facts)
+    def add(self, facts: PairFacts, cost: tuple[int, int]) -> None:
+        """Let the pair join; `cost` is what `with_item(facts)` returned (the caller has it already)."""
+        self.padded, self.real = cost
         self.count += 1
         length = facts.length
         if length > self.longest:

@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence
 
+from workers.metrics import observe_queue_wait
 from workers.runtime import WorkerRuntime
 from workers.tasks import RetryChunk, run_chunk
 
@@ -37,8 +38,11 @@ def _chunk_threads() -> ThreadPoolExecutor:
 
 
 def run_chunk_group(runtime: WorkerRuntime, chunks: Sequence[tuple[str, int]], priority: int,
-                    retry_later: RetryLater) -> None:
-    """Run every chunk; re-publish alone those that must be retried; then raise the first other error."""
+                    retry_later: RetryLater, published_at: Optional[float] = None) -> None:
+    """Run every chunk (each counted in the queue-wait histogram from the message's `published_at`);
+    re-publish alone those that must be retried; then raise the first other error."""
+    for _chunk in chunks:
+        observe_queue_wait(published_at)
     pool = _chunk_threads()
     futures = [pool.submit(run_chunk, runtime, job_id, chunk_idx, priority) for job_id, chunk_idx in chunks]
     unexpected: Optional[BaseException] = None

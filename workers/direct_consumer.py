@@ -25,7 +25,6 @@ from core import direct_queue
 from core.queue import INTERACTIVE, publish_chunks
 from core.worker_registry import live_workers
 from workers.chunk_group import run_chunk_group
-from workers.metrics import observe_queue_wait
 from workers.runtime import WorkerRuntime
 from workers.tasks import lane_priority
 
@@ -101,9 +100,7 @@ class DirectConsumer:
             except ValueError as error:
                 log.error("dropping an unreadable message from %s: %s", direct_queue.direct_list(self.queue), error)
                 return
-            for _chunk in chunks:
-                observe_queue_wait(published_at)
-            run_chunk_group(self.runtime, chunks, lane_priority(INTERACTIVE), self._retry_later)
+            run_chunk_group(self.runtime, chunks, lane_priority(INTERACTIVE), self._retry_later, published_at)
         except Exception as error:  # noqa: BLE001 - logged and done, as a failed Celery task is acked
             log.error("a direct message failed: %r", error)
         finally:

@@ -65,14 +65,12 @@ def register(app: Celery) -> Task:
         from workers.chunk_group import run_chunk_group
 
         runtime, lane = get_runtime(), _lane(self)
-        for _chunk in chunks:
-            observe_queue_wait(getattr(self.request, PUBLISHED_AT, None))
 
         def retry_later(job_id: str, chunk_idx: int, countdown: float) -> None:
             publish_chunks(self.app, job_id, [chunk_idx], lane, countdown=countdown)
 
         run_chunk_group(runtime, [(str(job_id), int(chunk_idx)) for job_id, chunk_idx in chunks],
-                        lane_priority(lane), retry_later)
+                        lane_priority(lane), retry_later, getattr(self.request, PUBLISHED_AT, None))
 
     return score_chunk
 

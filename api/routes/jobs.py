@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import ReadDep, SubmitDep
 from api.callbacks import check_callback_url
-from api.deps import SessionDep, SubmittedJob, check_job_owner, stored_job
+from api.deps import SessionDep, SubmittedJob, owned_job_finished, stored_job
 from api.job_wait import expecting
 from api.state import AppState, StateDep
 from api.errors import ApiError
@@ -66,10 +66,10 @@ async def read(job_id: str, state: StateDep, principal: ReadDep,
     at a time: `page.next` names the next one."""
     # Checked here, not as a dependency, so that bad query parameters are named (422) first.
     if wait <= 0:
-        await run_in_threadpool(check_job_owner, state, job_id, principal)
+        await run_in_threadpool(owned_job_finished, state, job_id, principal)
     else:  # woken by the worker's done notice: no polling load, no poll delay
         with expecting(state, job_id) as expected:  # listening before the status is read: no notice is missed
-            if not await run_in_threadpool(check_job_owner, state, job_id, principal):
+            if not await run_in_threadpool(owned_job_finished, state, job_id, principal):
                 await expected.wait(wait)
     return await run_in_threadpool(_page, state, job_id, offset, limit or state.settings.job_results_page)
 
