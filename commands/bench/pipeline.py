@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping, Optional
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Optional, Sequence
 
 import httpx
 
@@ -154,30 +154,38 @@ class Drive:
     scores: list[list[list[float]]]
 
 
-def drive(connect: Callable[[], ContextManager[Any]], clients: int, items: list[list[Request]], call: Call) -> Drive:
-    """`clients` threads, each with its own client from `connect`, take the next item and call it
-    until none is left; each item timed."""
+@contextlib.contextmanager
+def opened(connect: Callable[[], ContextManager[Any]], count: int) -> Iterator[list[Any]]:
+    """`count` clients, opened once and reused by every drive: each builds its TLS context and
+    connection pool when opened (tens of ms of CPU), which a client process does once, so none
+    is opened inside a measured run."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(connect()) for _ in range(count)]
+
+
+def drive(clients: Sequence[Any], items: list[list[Request]], call: Call) -> Drive:
+    """One thread per client (from `opened`) takes the next item and calls it until none is
+    left; each item timed."""
     results: list[Optional[tuple[float, float, Any]]] = [None] * len(items)
     errors: list[BaseException] = []
     next_item = iter(range(len(items)))
     lock = threading.Lock()
 
-    def client() -> None:
-        with connect() as http:
-            while not errors:
-                with lock:
-                    index = next(next_item, None)
-                if index is None:
-                    return
-                try:
-                    started = time.perf_counter()
-                    scores = call(http, items[index])
-                    results[index] = (started, time.perf_counter(), scores)
-                except BaseException as error:  # noqa: BLE001 - raised after the threads end
-                    errors.append(error)
-                    return
+    def client(http: Any) -> None:
+        while not errors:
+            with lock:
+                index = next(next_item, None)
+            if index is None:
+                return
+            try:
+                started = time.perf_counter()
+                scores = call(http, items[index])
+                results[index] = (started, time.perf_counter(), scores)
+            except BaseException as error:  # noqa: BLE001 - raised after the threads end
+                errors.append(error)
+                return
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(http,), daemon=True) for http in clients]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -278,14 +286,13 @@ class PipelineBench:
         rows = []
         with contextlib.ExitStack() as stack:
             system = self.system(model_dir, root / "ceiling", "ceiling", stack)
-            with bench_client(system.base_url) as client:
-                sdk_job(client, items[0][:1])  # warm-up
+            clients = stack.enter_context(opened(rerankq_client(system.base_url), s.ceiling_clients))
+            sdk_job(clients[0], items[0][:1])  # warm-up
             self.log(f"bench: ceiling plain in-process ({sum(len(r.documents) for r in flat)} pairs)")
             direct_runs = [self.measure({}, plain)]
             self.log(f"bench: ceiling system ({len(items)} jobs, {s.ceiling_clients} clients)")
             inference_before = inference_seconds(system.metrics_port)
-            run, cpu = self.measure(self.stack_parts(system),
-                                    lambda: drive(rerankq_client(system.base_url), s.ceiling_clients, items, sdk_job))
+            run, cpu = self.measure(self.stack_parts(system), lambda: drive(clients, items, sdk_job))
             inference = _delta(inference_seconds(system.metrics_port), inference_before)
             self.log("bench: ceiling plain in-process again")
             direct_runs.append(self.measure({}, plain))
@@ -314,11 +321,11 @@ class PipelineBench:
         with contextlib.ExitStack() as stack:
             system = self.system(model_dir, root / "interactive", "interactive", stack)
             parts = self.stack_parts(system)
-            connect = rerankq_client(system.base_url)
-            drive(connect, s.clients, warm, sdk_rerank)
+            clients = stack.enter_context(opened(rerankq_client(system.base_url), max(s.clients, bulk_clients)))
+            drive(clients[:s.clients], warm, sdk_rerank)
             self.log(f"bench: interactive rerankq ({len(items)} sync requests, {s.clients} clients)")
             inference_before = inference_seconds(system.metrics_port)
-            run, cpu = self.measure(parts, lambda: drive(connect, s.clients, items, sdk_rerank))
+            run, cpu = self.measure(parts, lambda: drive(clients[:s.clients], items, sdk_rerank))
             row = measured_row("interactive", "rerankq", self.databases.label, s.clients, items, run, cpu)
             row["forward_s"] = _delta(inference_seconds(system.metrics_port), inference_before)
             _outside_forward(row)
@@ -326,7 +333,7 @@ class PipelineBench:
             ours = run
             if bulk:
                 self.log(f"bench: bulk rerankq ({len(bulk)} jobs, {bulk_clients} clients)")
-                bulk_run, cpu = self.measure(parts, lambda: drive(connect, bulk_clients, bulk, sdk_job))
+                bulk_run, cpu = self.measure(parts, lambda: drive(clients[:bulk_clients], bulk, sdk_job))
                 rows.append(measured_row("bulk-ce", "rerankq", self.databases.label, bulk_clients, bulk, bulk_run, cpu))
         if options.peer:
             from commands.bench.peer import PeerError
@@ -344,17 +351,18 @@ class PipelineBench:
         s = self.sizes
         self.log(f"bench: starting the {self.options.peer} peer from {self.options.peer_venv}")
         root.mkdir(parents=True, exist_ok=True)
-        with InfinityPeer(self.options.peer_venv, model_dir, root / "peer.log", self.options.device) as peer:
-            connect, call = peer_client(peer.base_url), peer_rerank(peer.rerank_path)
-            drive(connect, s.clients, warm, call)
+        with InfinityPeer(self.options.peer_venv, model_dir, root / "peer.log", self.options.device) as peer, \
+                opened(peer_client(peer.base_url), max(s.clients, bulk_clients)) as clients:
+            call = peer_rerank(peer.rerank_path)
+            drive(clients[:s.clients], warm, call)
             self.log(f"bench: interactive {peer.name} ({len(items)} requests, {s.clients} clients)")
-            run, cpu = self.measure(peer.pids(), lambda: drive(connect, s.clients, items, call))
+            run, cpu = self.measure(peer.pids(), lambda: drive(clients[:s.clients], items, call))
             row = measured_row("interactive", peer.name, None, s.clients, items, run, cpu)
             row["max_score_diff_vs_rerankq"] = max_diff(run.scores, ours.scores)
             rows = [row]
             if bulk:
                 self.log(f"bench: bulk {peer.name} ({len(bulk)} jobs, {bulk_clients} clients)")
-                bulk_run, cpu = self.measure(peer.pids(), lambda: drive(connect, bulk_clients, bulk, call))
+                bulk_run, cpu = self.measure(peer.pids(), lambda: drive(clients[:bulk_clients], bulk, call))
                 rows.append(measured_row("bulk-ce", peer.name, None, bulk_clients, bulk, bulk_run, cpu))
         return rows
 

@@ -60,7 +60,7 @@ def summarize(collapsed: Path) -> dict[str, float]:
 
 def main() -> None:
     from commands.bench.databases import Databases
-    from commands.bench.pipeline import cross_encoder_model, drive, make_requests, rerankq_client, sdk_rerank
+    from commands.bench.pipeline import cross_encoder_model, drive, make_requests, opened, rerankq_client, sdk_rerank
     from commands.bench.system import LocalSystem
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,15 +82,15 @@ def main() -> None:
         databases = Databases(args.database_url, stack)
         system = stack.enter_context(LocalSystem(model_dir, 512, root, "cpu",
                                                  database_url=databases.url_for("profile")))
-        connect = rerankq_client(system.base_url)
-        drive(connect, args.clients, [[r] for r in requests[:64]], sdk_rerank)
+        clients = stack.enter_context(opened(rerankq_client(system.base_url), args.clients))
+        drive(clients, [[r] for r in requests[:64]], sdk_rerank)
         stop = threading.Event()
         items = iter([[r] for r in requests[64:]])
 
         def load() -> None:
             while not stop.is_set():
                 batch = [next(items) for _ in range(args.clients * 4)]
-                drive(connect, args.clients, batch, sdk_rerank)
+                drive(clients, batch, sdk_rerank)
 
         loader = threading.Thread(target=load, daemon=True)
         loader.start()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from commands.bench.clients import job_scores, rerank_scores
-from commands.bench.pipeline import Request, drive, sdk_job, sdk_rerank
+from commands.bench.pipeline import Request, drive, opened, sdk_job, sdk_rerank
 from rerankq import RerankClient
 
 META = {"model": "m", "model_revision": "r", "score_type": "t"}
@@ -72,16 +72,18 @@ def test_scores_come_back_in_document_order(service):
     assert service.calls.count("POST /v1/jobs") == 2
 
 
-def test_drive_times_each_item_through_one_sdk_client_per_thread(service):
+def test_drive_times_each_item_through_clients_opened_once(service):
     items = [[Request(f"q{i}", ["x" * i, "y"])] for i in range(1, 7)]
-    opened = []
+    made = []
 
     def connect():
-        opened.append(1)
+        made.append(1)
         return client_of(service)
 
-    run = drive(connect, 3, items, sdk_rerank)
-    assert len(opened) == 3 and len(run.latencies) == 6 and all(t >= 0 for t in run.latencies)
-    assert run.scores == [[service.scores(item[0].documents)] for item in items]
-    jobs = drive(connect, 2, [items[0] + items[1]], sdk_job)
-    assert jobs.scores == [[service.scores(items[0][0].documents), service.scores(items[1][0].documents)]]
+    with opened(connect, 3) as clients:
+        run = drive(clients, items, sdk_rerank)
+        assert len(run.latencies) == 6 and all(t >= 0 for t in run.latencies)
+        assert run.scores == [[service.scores(item[0].documents)] for item in items]
+        jobs = drive(clients[:2], [items[0] + items[1]], sdk_job)
+        assert jobs.scores == [[service.scores(items[0][0].documents), service.scores(items[1][0].documents)]]
+    assert len(made) == 3  # the second drive reused the warm clients
